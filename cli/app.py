@@ -1,0 +1,52 @@
+"""The Typer application: global options and the one place commands are registered."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from featkit.cli._common import state
+from featkit.encoders import ENCODERS
+from featkit.losses import LOSSES
+from featkit.registry import import_plugin_module
+from featkit.cli.encoders import encoders
+from featkit.cli.losses import losses
+
+app = typer.Typer(
+    name="featkit",
+    help="Learn image features with frequency-aware convolutional autoencoders "
+    "(spatial frequency loss), then extract, search, cluster and match them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from featkit import __version__
+
+        typer.echo(f"featkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    plugin: Annotated[
+        Optional[list[str]],
+        typer.Option("--plugin", help="Import a local module that registers losses or encoders (repeatable)."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    state.debug = debug
+    for module in plugin or []:
+        import_plugin_module(module, [LOSSES, ENCODERS])
+
+
+app.command("losses")(losses)
+app.command("encoders")(encoders)

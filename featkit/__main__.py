@@ -1,0 +1,5 @@
+"""``python -m featkit`` runs the CLI."""
+
+from featkit.cli import main
+
+main()

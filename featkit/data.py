@@ -1,0 +1,245 @@
+"""Finding and decoding images safely, and batching images of any size.
+
+Every image becomes an RGB float tensor of shape :math:`(3, H, W)` in [-1, 1] (the range of
+the CAE's tanh output, section 4): EXIF orientation applied, grey and palette expanded,
+transparency composited over white, 16-bit and CMYK converted. A file Pillow cannot decode,
+a truncated file or a decompression bomb raises :class:`~featkit.errors.ImageError` with the
+reason, so callers can skip it and record why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageFile, ImageOps
+
+from featkit.errors import ImageError
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "ImageRecord",
+    "find_images",
+    "iter_batches",
+    "load_image",
+    "load_images",
+    "sample_images",
+    "size_buckets",
+]
+
+#: Images with more pixels than this are refused as decompression bombs (Pillow's own limit).
+DEFAULT_MAX_PIXELS = 89_478_485
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def _image_suffixes() -> set[str]:
+    Image.init()
+    return {ext.lower() for ext in Image.registered_extensions()}
+
+
+def find_images(root: str | os.PathLike) -> list[Path]:
+    """Files under ``root`` (recursively, sorted) whose suffix Pillow registers as an image.
+
+    ``root`` may also be a single file. Hidden files and folders are ignored.
+
+    Raises:
+        ImageError: if ``root`` does not exist.
+    """
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise ImageError(f"no such file or folder: {root}")
+    suffixes = _image_suffixes()
+    found = []
+    for path in root.rglob("*"):
+        rel = path.relative_to(root).parts
+        if any(part.startswith(".") for part in rel):
+            continue
+        if path.suffix.lower() in suffixes and path.is_file():
+            found.append(path)
+    return sorted(found)
+
+
+def _to_rgb_array(img: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> float32 (H, W, 3) in [0, 1]."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float32)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        arr = np.clip(arr / top, 0.0, 1.0)
+        return np.repeat(arr[..., None], 3, axis=2)
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "RGB" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def load_image(
+    path: str | os.PathLike, *, max_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> torch.Tensor:
+    """Decode one image to RGB in [-1, 1].
+
+    Args:
+        path: an image file Pillow can read (first frame of animations).
+        max_side: if given, downscale (never upscale) so the longer side is at most this.
+        max_pixels: refuse images whose header declares more pixels (decompression bombs).
+
+    Returns:
+        Float32 tensor of shape :math:`(3, H, W)` with values in [-1, 1].
+
+    Raises:
+        ImageError: naming the file and why it cannot be used.
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > max_pixels:
+                    raise ImageError(
+                        f"{path}: {w} x {h} pixels is over the limit of {max_pixels} (possible decompression bomb)"
+                    )
+                img.seek(0)
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                if max_side is not None and max(img.size) > max_side:
+                    scale = max_side / max(img.size)
+                    size = (max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale)))
+                    img = img.convert("RGB") if img.mode in ("P", "CMYK") else img
+                    img = img.resize(size, Image.Resampling.LANCZOS)
+                arr = _to_rgb_array(img)
+    except ImageError:
+        raise
+    except FileNotFoundError as exc:
+        raise ImageError(f"{path}: no such file") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{path}: possible decompression bomb ({exc})") from exc
+    except Image.UnidentifiedImageError as exc:
+        raise ImageError(f"{path}: not an image Pillow can read") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"{path}: cannot decode ({exc})") from exc
+    tensor = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+    return tensor * 2.0 - 1.0
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """A decoded image and where it came from.
+
+    Attributes:
+        path: the file.
+        image: :math:`(3, H, W)` in [-1, 1].
+        original_size: ``(width, height)`` of the file before any ``max_side`` resize.
+    """
+
+    path: Path
+    image: torch.Tensor
+    original_size: tuple[int, int]
+
+
+def _original_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as img:
+        transposed = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+        w, h = img.size
+    return (h, w) if transposed else (w, h)
+
+
+def load_images(
+    paths: Iterable[str | os.PathLike], *, max_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[list[ImageRecord], list[tuple[Path, str]]]:
+    """Decode many images, separating the usable from the skipped.
+
+    Returns:
+        ``(records, skipped)`` where ``skipped`` holds ``(path, reason)`` for every file that
+        could not be used.
+    """
+    records, skipped = [], []
+    for p in paths:
+        p = Path(p)
+        try:
+            image = load_image(p, max_side=max_side, max_pixels=max_pixels)
+            records.append(ImageRecord(p, image, _original_size(p)))
+        except ImageError as exc:
+            skipped.append((p, str(exc).removeprefix(f"{p}: ")))
+    return records, skipped
+
+
+def size_buckets(sizes: Sequence[tuple[int, int]], batch_size: int | None) -> list[list[int]]:
+    """Group indices of equally sized images into batches (a batch never mixes sizes).
+
+    Args:
+        sizes: ``(H, W)`` per image.
+        batch_size: most images per batch; ``None`` puts each whole size group in one batch.
+
+    Returns:
+        Lists of indices, in first-seen order of sizes.
+
+    Examples:
+        >>> size_buckets([(4, 4), (2, 3), (4, 4)], batch_size=None)
+        [[0, 2], [1]]
+    """
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, size in enumerate(sizes):
+        groups.setdefault(tuple(size), []).append(i)
+    batches = []
+    for members in groups.values():
+        step = batch_size or len(members)
+        batches += [members[i : i + step] for i in range(0, len(members), step)]
+    return batches
+
+
+#: Real photos shipped inside scikit-image (file names) and scikit-learn (load_sample_images).
+_SKIMAGE_PHOTOS = (
+    "astronaut.png", "brick.png", "camera.png", "chelsea.png", "clock_motion.png", "coffee.png",
+    "coins.png", "grass.png", "gravel.png", "hubble_deep_field.jpg", "ihc.png", "microaneurysms.png",
+    "moon.png", "motorcycle_left.png", "motorcycle_right.png", "page.png", "retina.jpg", "rocket.jpg",
+    "text.png",
+)  # fmt: skip
+_SKLEARN_PHOTOS = ("china.jpg", "flower.jpg")
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("FEATKIT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "featkit")
+    return Path(base)
+
+
+def sample_images() -> Path:
+    """A folder holding the ~20 real photos that scikit-image and scikit-learn ship.
+
+    The files are copied once into ``$FEATKIT_CACHE/samples`` (default
+    ``~/.cache/featkit/samples``); nothing is downloaded.
+
+    Returns:
+        The folder's path.
+    """
+    import skimage
+    import sklearn.datasets
+
+    sources = [Path(skimage.__file__).parent / "data" / n for n in _SKIMAGE_PHOTOS]
+    sources += [Path(sklearn.datasets.__file__).parent / "images" / n for n in _SKLEARN_PHOTOS]
+    folder = _cache_dir() / "samples"
+    folder.mkdir(parents=True, exist_ok=True)
+    for src in sources:
+        dst = folder / src.name
+        if src.exists() and not dst.exists():
+            tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+    return folder
+
+
+def iter_batches(records: Sequence[ImageRecord], batch_size: int | None) -> Iterator[torch.Tensor]:
+    """Stacked :math:`(B, 3, H, W)` batches of equally sized records, see :func:`size_buckets`."""
+    for batch in size_buckets([tuple(r.image.shape[-2:]) for r in records], batch_size):
+        yield torch.stack([records[i].image for i in batch])

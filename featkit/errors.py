@@ -1,0 +1,56 @@
+"""Errors featkit raises on purpose.
+
+Every error a user can cause (a bad file, an unknown name, a malformed spec) is a
+:class:`FeatkitError`. The CLI prints such errors as one line and exits with status 1;
+anything else is a bug and keeps its traceback (shown with ``--debug``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FeatkitError",
+    "UnknownNameError",
+    "DuplicateNameError",
+    "SpecError",
+    "ShapeError",
+    "ImageError",
+    "CheckpointError",
+    "NonFiniteLossError",
+    "OutputExistsError",
+]
+
+
+class FeatkitError(Exception):
+    """Base class of the errors featkit reports to users as one line."""
+
+
+class UnknownNameError(FeatkitError, LookupError):
+    """A loss, encoder or layer name that is not registered."""
+
+
+class DuplicateNameError(FeatkitError, ValueError):
+    """A second registration under a name that is already taken."""
+
+
+class SpecError(FeatkitError, ValueError):
+    """A malformed loss spec such as ``"pl++sfl"`` or bad loss options."""
+
+
+class ShapeError(FeatkitError, ValueError):
+    """A tensor whose rank, shape, dtype or values do not fit the operation."""
+
+
+class ImageError(FeatkitError):
+    """A file that cannot be decoded as an image, with the reason."""
+
+
+class CheckpointError(FeatkitError):
+    """A run directory or weights file that is missing, corrupt or from another model."""
+
+
+class NonFiniteLossError(FeatkitError):
+    """A loss term became NaN or infinite during training."""
+
+
+class OutputExistsError(FeatkitError, FileExistsError):
+    """An output already exists and featkit will not overwrite it silently."""

@@ -1,0 +1,39 @@
+"""The CLI's global contract: help, listings, one-line errors and exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from featkit.cli import main
+
+
+def test_help_lists_commands(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "losses" in out and "encoders" in out
+
+
+def test_losses_lists_builtins(capsys):
+    assert main(["losses"]) == 0
+    out = capsys.readouterr().out
+    assert "pl" in out and "sfl" in out and "featkit" in out
+
+
+def test_unknown_command_is_usage_error():
+    assert main(["no-such-command"]) == 2
+
+
+def test_bad_plugin_module_is_one_line_error(capsys):
+    assert main(["--plugin", "no_such_featkit_plugin", "losses"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no_such_featkit_plugin" in err[0] and "Traceback" not in err[0]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["losses", "--help"], ["encoders", "--help"]])
+def test_console_script_answers_help(args):
+    proc = subprocess.run([sys.executable, "-m", "featkit", *args], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage" in proc.stdout
