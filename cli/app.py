@@ -12,6 +12,14 @@ from featkit.losses import LOSSES
 from featkit.registry import import_plugin_module
 from featkit.cli.encoders import encoders
 from featkit.cli.losses import losses
+from featkit.cli.match import match
+from featkit.cli.cluster import cluster
+from featkit.cli.evaluate import evaluate_app
+from featkit.cli.extract import extract, merge
+from featkit.cli.index import index
+from featkit.cli.search import search
+from featkit.cli.train import train
+from featkit.cli.reproduce import reproduce
 
 app = typer.Typer(
     name="featkit",
@@ -50,3 +58,12 @@ def _global(
 
 app.command("losses")(losses)
 app.command("encoders")(encoders)
+app.command("match")(match)
+app.command("extract")(extract)
+app.command("merge")(merge)
+app.command("index")(index)
+app.command("search")(search)
+app.command("cluster")(cluster)
+app.add_typer(evaluate_app, name="evaluate")
+app.command("train")(train)
+app.command("reproduce")(reproduce)

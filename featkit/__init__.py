@@ -9,16 +9,35 @@ Public verbs (the CLI calls the same functions)::
 from featkit.encoders import create_encoder, list_encoders, register_encoder
 from featkit.errors import FeatkitError
 from featkit.losses import create_loss, list_losses, register_loss
+from featkit.checkpoint import load_model
+from featkit.train import TrainConfig, train
+from featkit.match import match
+from featkit.cluster import cluster
+from featkit.evaluate import evaluate_retrieval
+from featkit.extract import extract, load_features, merge_features
+from featkit.retrieval import build_index, load_index, search
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FeatkitError",
+    "TrainConfig",
     "__version__",
+    "build_index",
+    "cluster",
     "create_encoder",
     "create_loss",
+    "evaluate_retrieval",
+    "extract",
     "list_encoders",
     "list_losses",
+    "load_features",
+    "load_index",
+    "load_model",
+    "match",
+    "merge_features",
     "register_encoder",
     "register_loss",
+    "search",
+    "train",
 ]

@@ -20,15 +20,38 @@ from featkit.encoders import AutoEncoder, create_encoder
 from featkit.errors import CheckpointError, FeatkitError
 from featkit.io import atomic_path, read_json
 
-__all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "load_model", "load_tensors", "save_model", "save_tensors"]
+__all__ = [
+    "CHECKPOINT_FILE",
+    "CONFIG_FILE",
+    "PREVIOUS_CHECKPOINT_FILE",
+    "WEIGHTS_FILE",
+    "load_checkpoint",
+    "load_model",
+    "load_tensors",
+    "save_checkpoint",
+    "save_model",
+    "save_tensors",
+]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+#: Training state (weights, optimizer, RNG, position) written by ``featkit train``.
+CHECKPOINT_FILE = "checkpoint.safetensors"
+#: The checkpoint before the newest, kept as a fallback.
+PREVIOUS_CHECKPOINT_FILE = "checkpoint.prev.safetensors"
 
 
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, Any] | None = None) -> None:
-    """Write tensors (and JSON metadata) to a safetensors file atomically."""
+    """Write tensors (and JSON metadata) to a safetensors file atomically.
+
+    Raises:
+        CheckpointError: if a floating-point tensor holds NaN or infinite values (nothing is
+            written, so a non-finite checkpoint never reaches the disk).
+    """
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{path}: refusing to write tensor '{name}' with NaN or infinite values")
     meta = {"featkit": json.dumps(metadata or {})}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
@@ -62,6 +85,98 @@ def save_model(run_dir: str | os.PathLike, model: AutoEncoder) -> Path:
     path = Path(run_dir) / WEIGHTS_FILE
     save_tensors(path, model.state_dict(), {"encoder": model.config})
     return path
+
+
+def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer ``state_dict`` into tensors and JSON: no pickle needed."""
+    tensors, scalars = {}, {}
+    for index, entries in state["state"].items():
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer/{index}/{key}"] = value
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        _, index, key = name.split("/", 2)
+        state.setdefault(int(index), {})[key] = value
+    for index, entries in meta["scalars"].items():
+        state.setdefault(int(index), {}).update(entries)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(
+    run_dir: str | os.PathLike,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+) -> Path:
+    """Write the training state to ``run_dir/checkpoint.safetensors``, keeping the one before.
+
+    The new file is first written in full under a temporary name; then the current checkpoint
+    is renamed to ``checkpoint.prev.safetensors`` and the new one renamed into place, so a
+    complete checkpoint exists at every moment and the previous one survives as a fallback.
+
+    Args:
+        run_dir: the run directory.
+        model: its weights are saved under ``model/<name>``.
+        optimizer: state tensors under ``optimizer/<param>/<key>``, the rest as JSON.
+        rng: generator states (uint8 tensors) under ``rng/<name>``.
+        meta: JSON-serialisable position and bookkeeping (epoch, step, ...).
+
+    Raises:
+        CheckpointError: if any weight or optimizer tensor is NaN or infinite.
+    """
+    run_dir = Path(run_dir)
+    opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+    tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
+    tensors.update(opt_tensors)
+    tensors.update({f"rng/{k}": v for k, v in rng.items()})
+    path, previous = run_dir / CHECKPOINT_FILE, run_dir / PREVIOUS_CHECKPOINT_FILE
+    staged = run_dir / f".{CHECKPOINT_FILE}.staged"
+    save_tensors(staged, tensors, {**meta, "optimizer": opt_meta})
+    if path.exists():
+        os.replace(path, previous)
+    os.replace(staged, path)
+    return path
+
+
+def load_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Read the newest training checkpoint of ``run_dir``.
+
+    Returns:
+        ``{"model": state_dict, "optimizer": state_dict, "rng": {name: tensor}, "meta": dict,
+        "path": Path}``.
+
+    Raises:
+        CheckpointError: naming the file when it is missing or corrupt (and the previous
+            checkpoint, when there is one to fall back to).
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / CHECKPOINT_FILE
+    try:
+        tensors, meta = load_tensors(path)
+    except CheckpointError as exc:
+        previous = run_dir / PREVIOUS_CHECKPOINT_FILE
+        hint = f"; the previous checkpoint {previous} is still there" if previous.is_file() else ""
+        raise CheckpointError(f"cannot resume {run_dir}: {exc}{hint}") from exc
+    groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "optimizer": {}, "rng": {}}
+    for name, value in tensors.items():
+        kind, _, rest = name.partition("/")
+        groups[kind][rest if kind != "optimizer" else name] = value
+    return {
+        "model": groups["model"],
+        "optimizer": _unflatten_optimizer(groups["optimizer"], meta.pop("optimizer")),
+        "rng": groups["rng"],
+        "meta": meta,
+        "path": path,
+    }
 
 
 def _from_run_dir(run_dir: Path) -> tuple[AutoEncoder, dict[str, Any]]:

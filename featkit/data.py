@@ -24,8 +24,11 @@ from featkit.errors import ImageError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "Crop",
     "ImageRecord",
+    "epoch_plan",
     "find_images",
+    "gather_crops",
     "iter_batches",
     "load_image",
     "load_images",
@@ -243,3 +246,82 @@ def iter_batches(records: Sequence[ImageRecord], batch_size: int | None) -> Iter
     """Stacked :math:`(B, 3, H, W)` batches of equally sized records, see :func:`size_buckets`."""
     for batch in size_buckets([tuple(r.image.shape[-2:]) for r in records], batch_size):
         yield torch.stack([records[i].image for i in batch])
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A window of one image: rows ``top:top+height``, columns ``left:left+width``."""
+
+    index: int
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+def epoch_plan(
+    sizes: Sequence[tuple[int, int]],
+    *,
+    batch_size: int,
+    crop: int,
+    crops_per_image: int = 1,
+    generator: torch.Generator,
+) -> list[list[Crop]]:
+    """The optimisation steps of one epoch: which window of which image each step sees.
+
+    Every image contributes ``crops_per_image`` windows (or itself, whole, once when
+    ``crop`` is 0), in a random order drawn from ``generator``; consecutive windows form a
+    step of ``batch_size`` (0: the whole epoch is one full-batch step, as in the paper).
+    A crop never exceeds its image: images smaller than ``crop`` give smaller windows, and
+    :func:`gather_crops` batches them by size.
+
+    Args:
+        sizes: ``(H, W)`` per image.
+        batch_size: windows per step; 0 for full batch.
+        crop: side of the square random windows; 0 for whole images.
+        crops_per_image: windows per image per epoch (ignored for whole images).
+        generator: the only source of randomness, so an epoch can be replayed exactly.
+
+    Returns:
+        One list of :class:`Crop` per step.
+
+    Examples:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> plan = epoch_plan([(8, 8), (6, 9)], batch_size=0, crop=0, generator=g)
+        >>> sorted((c.index, c.height, c.width) for c in plan[0])
+        [(0, 8, 8), (1, 6, 9)]
+    """
+    if batch_size < 0 or crop < 0 or crops_per_image < 1:
+        raise ValueError(
+            f"batch_size and crop must be >= 0 and crops_per_image >= 1, got {batch_size}, {crop}, {crops_per_image}"
+        )
+    windows = []
+    repeats = crops_per_image if crop else 1
+    for index, (h, w) in enumerate(sizes):
+        for _ in range(repeats):
+            if not crop:
+                windows.append(Crop(index, 0, 0, h, w))
+                continue
+            ch, cw = min(crop, h), min(crop, w)
+            top = int(torch.randint(h - ch + 1, (1,), generator=generator))
+            left = int(torch.randint(w - cw + 1, (1,), generator=generator))
+            windows.append(Crop(index, top, left, ch, cw))
+    order = torch.randperm(len(windows), generator=generator).tolist()
+    windows = [windows[i] for i in order]
+    step = batch_size or len(windows)
+    return [windows[i : i + step] for i in range(0, len(windows), step)]
+
+
+def gather_crops(images: Sequence[torch.Tensor], crops: Sequence[Crop]) -> list[torch.Tensor]:
+    """Cut ``crops`` out of ``images`` and stack equally sized windows together.
+
+    Args:
+        images: :math:`(3, H_i, W_i)` tensors.
+        crops: windows, e.g. one step of :func:`epoch_plan`.
+
+    Returns:
+        :math:`(B_k, 3, h_k, w_k)` batches, one per distinct window size, in first-seen order;
+        together they hold every window once.
+    """
+    windows = [images[c.index][:, c.top : c.top + c.height, c.left : c.left + c.width] for c in crops]
+    return [torch.stack([windows[i] for i in bucket]) for bucket in size_buckets([(c.height, c.width) for c in crops], None)]

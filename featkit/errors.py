@@ -17,6 +17,7 @@ __all__ = [
     "CheckpointError",
     "NonFiniteLossError",
     "OutputExistsError",
+    "MatchError",
 ]
 
 
@@ -54,3 +55,7 @@ class NonFiniteLossError(FeatkitError):
 
 class OutputExistsError(FeatkitError, FileExistsError):
     """An output already exists and featkit will not overwrite it silently."""
+
+
+class MatchError(FeatkitError, ValueError):
+    """Images or options that ``featkit match`` cannot use (e.g. sizes far apart, a bad homography file)."""

@@ -2,13 +2,15 @@
 
 from featkit.losses.base import Loss
 from featkit.losses.registry import LOSSES, register_loss
-from featkit.losses import frequency, pixel  # noqa: F401  (registers the built-ins)
+from featkit.losses import dog, frequency, pixel  # noqa: F401  (registers the built-ins)
+from featkit.losses.dog import DoGSpatialFrequencyLoss, inverse_error_ratio
 from featkit.losses.frequency import PAPER_SCALES, PAPER_WEIGHTS, SpatialFrequencyLoss
 from featkit.losses.pixel import PixelLoss, pixel_loss
 from featkit.losses.spec import WeightedSum, create_loss, list_losses, parse_spec
 
 __all__ = [
     "LOSSES",
+    "DoGSpatialFrequencyLoss",
     "PAPER_SCALES",
     "PAPER_WEIGHTS",
     "Loss",
@@ -16,6 +18,7 @@ __all__ = [
     "SpatialFrequencyLoss",
     "WeightedSum",
     "create_loss",
+    "inverse_error_ratio",
     "list_losses",
     "parse_spec",
     "pixel_loss",

@@ -4,8 +4,9 @@ The (L+1)-th layer of Table 1 applies a bank of normalised LoG filters (eq. 5) t
 reconstruction and to the original; each filter sums the three colour channels into one
 response (the layer's weights are 3 x k x k per band). E_SFL weighs the 1/2 mean squared
 response difference of every band. The layer is linear and the same for both images, so
-featkit filters the colour-summed residual once, with separable passes: same values,
-a fraction of the cost of filtering both images with dense 27 x 27 kernels.
+featkit filters the colour-summed residual once, in the frequency domain
+(:class:`~featkit.ops.filters.LoGFilterBank`): same values as the dense 27 x 27 layer, at a
+small fraction of its cost.
 """
 
 from __future__ import annotations
@@ -85,6 +86,6 @@ class SpatialFrequencyLoss(Loss):
         residual = output - target
         if not self.per_channel:
             residual = residual.sum(dim=1, keepdim=True)
-        responses = self.bank(residual)  # (N, C', S, H, W)
-        bands = 0.5 * responses.square().mean(dim=(-2, -1)).sum(dim=1).mean(dim=0)  # (S,)
+        h, w = residual.shape[-2:]
+        bands = 0.5 * self.bank.energy(residual).mean(dim=0) / (h * w)  # (S,)
         return dict(zip(self.names, bands.unbind()))

@@ -9,14 +9,22 @@ The normalised LoG of the paper (eq. 5) is
 
 and its samples are exactly a sum of two outer products of 1-D kernels,
 ``K[y, x] = h(y) g(x) + g(y) h(x)`` with ``g(t) = exp(-t^2 / 2 sigma^2) / (sqrt(2 pi) sigma)``
-and ``h(t) = (t^2 / sigma^2 - 1) g(t)``, so a k x k LoG costs four 1-D passes of k taps
-instead of k^2 multiply-adds per pixel, with identical values.
+and ``h(t) = (t^2 / sigma^2 - 1) g(t)``, so its 2-D DFT is a sum of two outer products of 1-D
+DFTs. The Difference-of-Gaussians bank of the author's 2026 formulation is built the same way
+from separable Gaussians.
+
+Filter banks (:class:`LoGFilterBank`, :class:`DoGFilterBank`) run in the frequency domain: pad
+once by the largest radius, one FFT per channel, one inverse FFT per band, crop. That equals
+direct correlation with the sampled kernels to float rounding, at a cost that does not grow
+with the kernel size (27 taps for the paper's LoG, 155 for the DoG's largest Gaussian).
+:func:`filter2d` is the direct (dense) form, for one kernel.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -26,13 +34,21 @@ from featkit.errors import ShapeError
 
 __all__ = [
     "PADDING_MODES",
+    "DoGFilterBank",
     "LoGFilterBank",
+    "dog_filter_bank",
+    "dog_scales",
+    "dog_transfer",
+    "fft_band_energy",
+    "fft_filter_bank",
+    "fft_size",
     "filter2d",
     "gaussian_kernel1d",
     "kernel_size_for_sigma",
     "log_filter_bank",
     "log_kernel1d_pair",
     "log_kernel2d",
+    "log_transfer",
 ]
 
 #: Border handling accepted by the filters: ``zeros`` is the paper's (a conv layer's padding).
@@ -133,9 +149,10 @@ def _pad(x: torch.Tensor, pad_y: int, pad_x: int, padding_mode: str) -> torch.Te
     pads = (pad_x, pad_x, pad_y, pad_y)
     if padding_mode == "zeros":
         return F.pad(x, pads)
-    if padding_mode == "reflect" and (pad_y >= x.shape[-2] or pad_x >= x.shape[-1]):
+    limit = {"reflect": 0, "circular": 1}.get(padding_mode)
+    if limit is not None and (pad_y >= x.shape[-2] + limit or pad_x >= x.shape[-1] + limit):
         raise ShapeError(
-            f"reflect padding of {max(pad_x, pad_y)} needs images larger than that, got "
+            f"{padding_mode} padding of {max(pad_x, pad_y)} needs images larger than that, got "
             f"{tuple(x.shape[-2:])}; use padding 'zeros' or 'replicate'"
         )
     return F.pad(x, pads, mode=padding_mode)
@@ -158,87 +175,445 @@ def filter2d(x: torch.Tensor, kernel: torch.Tensor, padding_mode: str = "zeros")
     return F.conv2d(_pad(x, ky // 2, kx // 2, padding_mode), weight, groups=c)
 
 
-def _bank_weights(
-    sigmas: Sequence[float], *, device: torch.device | None, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row and column kernels for all scales, zero-extended to the largest size.
+def dog_scales(base: float = 0.6, radix: float = 2.0, num_subbands: int = 7) -> tuple[float, ...]:
+    """Gaussian scales ``base * radix**i`` of a DoG bank with ``num_subbands`` subbands.
 
-    Returns ``(rows, cols)`` of shapes (2S, 1, 1, K) and (2S, 1, K, 1): output channel
-    ``2s`` is g_x * h_y and ``2s + 1`` is h_x * g_y for scale ``s``.
+    A bank of S subbands needs S - 1 Gaussians.
+
+    Examples:
+        >>> dog_scales()
+        (0.6, 1.2, 2.4, 4.8, 9.6, 19.2)
     """
-    size = max(kernel_size_for_sigma(s) for s in sigmas)
-    rows, cols = [], []
-    for sigma in sigmas:
-        k = kernel_size_for_sigma(sigma)
-        g, h = log_kernel1d_pair(sigma, k, device=device, dtype=torch.float64)
-        pad = (size - k) // 2
-        g, h = F.pad(g, (pad, pad)), F.pad(h, (pad, pad))
-        rows += [g, h]
-        cols += [h, g]
-    rows_t = torch.stack(rows).to(dtype).view(-1, 1, 1, size)
-    cols_t = torch.stack(cols).to(dtype).view(-1, 1, size, 1)
-    return rows_t, cols_t
+    if not base > 0 or not radix > 1 or num_subbands < 2:
+        raise ValueError(
+            f"need base > 0, radix > 1 and at least 2 subbands, got base={base}, radix={radix}, "
+            f"num_subbands={num_subbands}"
+        )
+    return tuple(round(base * radix**i, 12) for i in range(num_subbands - 1))
 
 
-def log_filter_bank(
-    x: torch.Tensor,
-    sigmas: Sequence[float] = (0.8, 1.6, 3.2),
-    padding_mode: str = "zeros",
+def fft_size(n: int) -> int:
+    """Smallest ``m >= n`` whose only prime factors are 2, 3, 5 and 7 (a fast FFT length).
+
+    Examples:
+        >>> fft_size(326), fft_size(454)
+        (336, 480)
+    """
+    m = max(int(n), 1)
+    while True:
+        rest = m
+        for p in (2, 3, 5, 7):
+            while rest % p == 0:
+                rest //= p
+        if rest == 1:
+            return m
+        m += 1
+
+
+# -- filter banks in the frequency domain ------------------------------------------------------
+
+
+def _kernel_dft(taps: torch.Tensor, length: int, *, onesided: bool) -> torch.Tensor:
+    """Real DFT (float64) of an odd, symmetric 1-D kernel centred on index 0 of a circular
+    signal of ``length``; real because the kernel is symmetric."""
+    size = taps.numel()
+    if size > length:
+        raise ValueError(f"a {size}-tap kernel does not fit a circular signal of {length}")
+    circular = taps.new_zeros(length, dtype=torch.float64)
+    circular[torch.arange(-(size // 2), size // 2 + 1, device=taps.device) % length] = taps.double()
+    return (torch.fft.rfft(circular) if onesided else torch.fft.fft(circular)).real
+
+
+def _separable_dft(col: torch.Tensor, row: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """2-D transfer function, :math:`(H, W // 2 + 1)`, of the kernel ``col[y] * row[x]``."""
+    return (
+        _kernel_dft(col, size[0], onesided=False)[:, None]
+        * _kernel_dft(row, size[1], onesided=True)[None, :]
+    )
+
+
+def log_transfer(
+    sigmas: Sequence[float],
+    size: tuple[int, int],
+    *,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """Responses of a bank of normalised LoG filters (eq. 5), one band per scale, per channel.
+    """Transfer functions of the sampled normalised LoG kernels (eq. 5) on an ``H x W`` circular
+    grid, as :func:`torch.fft.rfft2` sees it: ``DFT(h) DFT(g)^T + DFT(g) DFT(h)^T``.
 
-    Exactly equal to correlating each channel with :func:`log_kernel2d` of each scale, computed
-    with separable 1-D passes after padding once.
+    Args:
+        sigmas: the scales, one band each.
+        size: ``(H, W)`` of the grid; each must hold the largest kernel.
+
+    Returns:
+        Tensor of shape :math:`(S, H, W // 2 + 1)`.
+    """
+    bands = []
+    for sigma in sigmas:
+        g, h = log_kernel1d_pair(sigma, device=device, dtype=torch.float64)
+        bands.append(_separable_dft(h, g, size) + _separable_dft(g, h, size))
+    return torch.stack(bands).to(dtype)
+
+
+def dog_transfer(
+    sigmas: Sequence[float],
+    size: tuple[int, int],
+    *,
+    bands: Sequence[int] | None = None,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Transfer functions of the DoG subbands on an ``H x W`` circular grid.
+
+    With ``G_i`` the separable sampled Gaussian of scale ``sigmas[i]`` (``ceil(8 sigma)`` taps,
+    odd, unnormalised samples of the continuous density, :func:`gaussian_kernel1d`), the
+    subbands are ``1 - G_0, G_0 - G_1, ..., G_{S-3} - G_{S-2}`` and the low-pass ``G_{S-2}``;
+    they sum to 1.
+
+    Args:
+        sigmas: the S - 1 Gaussian scales, increasing.
+        size: ``(H, W)`` of the grid; it must hold the kernels of the requested bands.
+        bands: indices of the subbands to build (default: all S).
+
+    Returns:
+        Tensor of shape :math:`(len(bands), H, W // 2 + 1)`.
+    """
+    count = len(sigmas) + 1
+    gaussians: dict[int, torch.Tensor] = {}
+
+    def gaussian(i: int) -> torch.Tensor:
+        if i not in gaussians:
+            g = gaussian_kernel1d(sigmas[i], device=device, dtype=torch.float64)
+            gaussians[i] = _separable_dft(g, g, size)
+        return gaussians[i]
+
+    def band(i: int) -> torch.Tensor:
+        if i == 0:
+            return 1.0 - gaussian(0)
+        if i == count - 1:
+            return gaussian(count - 2)
+        return gaussian(i - 1) - gaussian(i)
+
+    return torch.stack([band(i) for i in (range(count) if bands is None else bands)]).to(dtype)
+
+
+def fft_filter_bank(
+    x: torch.Tensor, transfer: torch.Tensor, grid: tuple[int, int], radius: int, padding_mode: str
+) -> torch.Tensor:
+    """Filter every channel with S kernels of radius at most ``radius``, keeping the size.
+
+    The image is padded by ``radius`` with ``padding_mode``, zero-filled up to ``grid`` and
+    transformed once; each band is one inverse FFT. The crop only reads samples within
+    ``radius`` of the image, so neither the fill nor circular wrap-around reaches it: the
+    result equals direct correlation with the kernels to float rounding.
 
     Args:
         x: images of shape :math:`(N, C, H, W)`.
-        sigmas: the scales, one output band each.
-        padding_mode: border handling, one of :data:`PADDING_MODES` (``zeros`` as a conv layer).
+        transfer: :math:`(S, G_h, G_w // 2 + 1)` from :func:`log_transfer` or :func:`dog_transfer`.
+        grid: ``(G_h, G_w)``, at least ``(H + 2 radius, W + 2 radius)``.
+        radius: half the size of the largest kernel.
+        padding_mode: one of :data:`PADDING_MODES`.
 
     Returns:
-        Tensor of shape :math:`(N, C, S, H, W)` with ``S = len(sigmas)``.
-
-    Examples:
-        >>> log_filter_bank(torch.zeros(2, 3, 5, 4)).shape
-        torch.Size([2, 3, 3, 5, 4])
+        Tensor of shape :math:`(N, C, S, H, W)`.
     """
-    n, c, h, w = x.shape
-    rows, cols = _bank_weights(tuple(sigmas), device=x.device, dtype=x.dtype)
-    return _apply_bank(x.reshape(n * c, 1, h, w), rows, cols, padding_mode).view(n, c, -1, h, w)
+    return _filter_bank(x, _pairs(transfer), grid, radius, padding_mode)
 
 
-def _apply_bank(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, padding_mode: str) -> torch.Tensor:
-    """(M, 1, H, W) -> (M, S, H, W) with the weights of :func:`_bank_weights`."""
-    radius = rows.shape[-1] // 2
-    padded = _pad(x, radius, radius, padding_mode)
-    horizontal = F.conv2d(padded, rows)  # (M, 2S, H + 2r, W)
-    both = F.conv2d(horizontal, cols, groups=cols.shape[0])  # (M, 2S, H, W)
-    return both[:, 0::2] + both[:, 1::2]
+def _filter_bank(
+    x: torch.Tensor, pairs: torch.Tensor, grid: tuple[int, int], radius: int, padding_mode: str
+) -> torch.Tensor:
+    spectrum = _embedded_spectrum(_pad(x, radius, radius, padding_mode), grid)
+    return _crop_inverse(_filter_spectrum(spectrum, pairs), grid, radius, tuple(x.shape[-2:]))
 
 
-class LoGFilterBank(nn.Module):
-    """Module form of :func:`log_filter_bank` with the kernels built once.
+def _filter_spectrum(spectrum: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+    """(N, C, Gh, Gw') complex times :func:`_pairs` (S, Gh, Gw', 2) -> (N, C, S, Gh, Gw') complex,
+    in real arithmetic (a complex-by-real product would first promote the transfer to complex)."""
+    return torch.view_as_complex(torch.view_as_real(spectrum).unsqueeze(2) * pairs)
+
+
+def _pairs(transfer: torch.Tensor) -> torch.Tensor:
+    """(S, Gh, Gw') -> (S, Gh, Gw', 2): each value twice, to scale (real, imaginary) pairs.
+
+    Laid out column-major in (Gh, Gw'), as :func:`torch.fft.fft` along dim -2 lays out its
+    result, so the products are one contiguous sweep.
+    """
+    columns = transfer.transpose(-2, -1)
+    return columns.unsqueeze(-1).expand(*columns.shape, 2).contiguous().transpose(-3, -2)
+
+
+def _crop_inverse(
+    spectra: torch.Tensor, grid: tuple[int, int], radius: int, size: tuple[int, int]
+) -> torch.Tensor:
+    """Inverse of :func:`torch.fft.rfft2` on ``grid``, computing only the rows and columns of
+    the crop ``[radius : radius + H, radius : radius + W]``: (..., Gh, Gw') -> (..., H, W)."""
+    h, w = size
+    rows = torch.fft.ifft(spectra, dim=-2)[..., radius : radius + h, :]
+    return torch.fft.irfft(rows, n=grid[1], dim=-1)[..., radius : radius + w]
+
+
+def _embedded_spectrum(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """:func:`torch.fft.rfft2` of ``x`` zero-filled to ``grid``, skipping the all-zero rows."""
+    return torch.fft.fft(torch.fft.rfft(x, n=grid[1], dim=-1), n=grid[0], dim=-2)
+
+
+class _BandEnergy(torch.autograd.Function):
+    """Energies of the cropped bands, with a backward that is one more frequency-domain filter.
+
+    Every band is a circular convolution on the FFT grid with a symmetric kernel, hence
+    self-adjoint, and the crop commutes with a circular shift; so the gradient with respect to
+    the padded image is ``irfft2(sum_s T_s rfft2(2 g_s b_s))`` shifted by the radius: S forward
+    FFTs and one inverse, computed band by band so the intermediates stay in cache.
+    """
+
+    @staticmethod
+    def forward(ctx, padded, pairs, grid, radius, size):  # noqa: D102
+        spectrum = torch.view_as_real(_embedded_spectrum(padded, grid))
+        # one band at a time, squared and summed while it is in cache
+        bands = [
+            _crop_inverse(torch.view_as_complex(spectrum * pair), grid, radius, size)
+            for pair in pairs.unbind()
+        ]
+        ctx.save_for_backward(pairs, *bands)
+        ctx.geometry = (grid, radius, tuple(padded.shape[-2:]))
+        return torch.stack([band.square().sum(dim=(1, 2, 3)) for band in bands], dim=1)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):  # noqa: D102
+        pairs, *bands = ctx.saved_tensors
+        grid, radius, (ph, pw) = ctx.geometry
+        total = None
+        for s, (band, pair) in enumerate(zip(bands, pairs.unbind())):
+            weighted = band * (2.0 * grad[:, s, None, None, None])
+            term = torch.view_as_real(_embedded_spectrum(weighted, grid)).mul_(pair)
+            total = term if total is None else total.add_(term)
+        full = torch.fft.irfft2(torch.view_as_complex(total), s=grid)  # bands placed at (0, 0) ...
+        rows = (torch.arange(ph, device=full.device) - radius) % grid[0]  # ... belong at (r, r)
+        cols = (torch.arange(pw, device=full.device) - radius) % grid[1]
+        return full[..., rows[:, None], cols], None, None, None, None
+
+
+def fft_band_energy(
+    x: torch.Tensor, transfer: torch.Tensor, grid: tuple[int, int], radius: int, padding_mode: str
+) -> torch.Tensor:
+    """Sum over channels and pixels of the squared responses of :func:`fft_filter_bank`.
+
+    Equal to ``fft_filter_bank(...).square().sum(dim=(1, 3, 4))`` with a cheaper backward.
+
+    Returns:
+        Tensor of shape :math:`(N, S)`.
+    """
+    return _band_energy(x, _pairs(transfer), grid, radius, padding_mode)
+
+
+def _band_energy(
+    x: torch.Tensor, pairs: torch.Tensor, grid: tuple[int, int], radius: int, padding_mode: str
+) -> torch.Tensor:
+    return _BandEnergy.apply(
+        _pad(x, radius, radius, padding_mode), pairs, grid, radius, tuple(x.shape[-2:])
+    )
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Consecutive bands ``[start, stop)`` filtered together on one FFT grid."""
+
+    start: int
+    stop: int
+    radius: int
+    grid: tuple[int, int]
+
+
+def _plan_groups(radii: Sequence[int], size: tuple[int, int]) -> list[_Group]:
+    """Split bands into runs of consecutive bands that share an FFT grid.
+
+    A small kernel does not need the grid of the largest one, but each extra grid costs one
+    more transform of the image each way. Starting from one run per grid, adjacent runs merge
+    while that lowers the cost ``sum(grid area x (bands + 1))``.
+    """
+    h, w = size
+
+    def grid(r: int) -> tuple[int, int]:
+        return fft_size(h + 2 * r), fft_size(w + 2 * r)
+
+    def radius(run: list[int]) -> int:
+        return max(radii[i] for i in run)
+
+    def cost(run: list[int]) -> int:
+        gh, gw = grid(radius(run))
+        return gh * gw * (len(run) + 1)
+
+    runs: list[list[int]] = []
+    for band, r in enumerate(radii):
+        if runs and grid(radius(runs[-1])) == grid(r):
+            runs[-1].append(band)
+        else:
+            runs.append([band])
+    while len(runs) > 1:
+        gains = [cost(a) + cost(b) - cost(a + b) for a, b in zip(runs, runs[1:])]
+        best = max(range(len(gains)), key=gains.__getitem__)
+        if gains[best] <= 0:
+            break
+        runs[best : best + 2] = [runs[best] + runs[best + 1]]
+    return [_Group(run[0], run[-1] + 1, radius(run), grid(radius(run))) for run in runs]
+
+
+class _FFTFilterBank(nn.Module):
+    """A fixed bank of symmetric kernels applied in the frequency domain.
+
+    Bands are filtered in groups on the smallest FFT grids worth using (see
+    :func:`_plan_groups`); the transfer functions are built once per image size, device and
+    dtype. Subclasses set :attr:`radii` (the kernel radius of each band) and implement
+    :meth:`build_transfer`.
+    """
+
+    radii: tuple[int, ...]
+    _CACHE_SIZE = 8
+
+    def __init__(self, padding_mode: str) -> None:
+        super().__init__()
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(
+                f"invalid padding mode '{padding_mode}'. Expected one of {PADDING_MODES}"
+            )
+        self.padding_mode = padding_mode
+        self._cache: dict[tuple, list[tuple[_Group, torch.Tensor]]] = {}
+
+    def build_transfer(
+        self, bands: range, grid: tuple[int, int], device: torch.device, dtype: torch.dtype
+    ) -> torch.Tensor:
+        """Transfer functions of ``bands`` on ``grid``, :math:`(len(bands), G_h, G_w // 2 + 1)`."""
+        raise NotImplementedError
+
+    def _plan(self, x: torch.Tensor) -> list[tuple[_Group, torch.Tensor]]:
+        key = (tuple(x.shape[-2:]), x.device, x.dtype)
+        if key not in self._cache:
+            if len(self._cache) >= self._CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))
+            plan = []
+            for group in _plan_groups(self.radii, key[0]):
+                transfer = self.build_transfer(
+                    range(group.start, group.stop), group.grid, x.device, x.dtype
+                )
+                plan.append((group, _pairs(transfer)))
+            self._cache[key] = plan
+        return self._cache[key]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Responses, :math:`(N, C, H, W)` -> :math:`(N, C, S, H, W)`."""
+        parts = [
+            _filter_bank(x, pairs, g.grid, g.radius, self.padding_mode)
+            for g, pairs in self._plan(x)
+        ]
+        return torch.cat(parts, dim=2)
+
+    def energy(self, x: torch.Tensor) -> torch.Tensor:
+        """Sum over channels and pixels of the squared responses, :math:`(N, S)`."""
+        parts = [
+            _band_energy(x, pairs, g.grid, g.radius, self.padding_mode)
+            for g, pairs in self._plan(x)
+        ]
+        return torch.cat(parts, dim=1)
+
+
+class LoGFilterBank(_FFTFilterBank):
+    """Normalised LoG filters (eq. 5), one band per scale, applied to every channel.
+
+    Exactly (to float rounding) correlation of each channel with :func:`log_kernel2d` of each
+    scale, ``ceil(8 sigma)`` odd taps, borders extended by ``padding_mode``.
 
     Args:
         sigmas: the scales.
-        padding_mode: one of :data:`PADDING_MODES`.
+        padding_mode: one of :data:`PADDING_MODES`; ``zeros`` is the paper's conv layer.
 
     Shape:
         - Input: :math:`(N, C, H, W)`
         - Output: :math:`(N, C, S, H, W)`
+
+    Examples:
+        >>> LoGFilterBank()(torch.zeros(2, 3, 5, 4)).shape
+        torch.Size([2, 3, 3, 5, 4])
     """
 
-    def __init__(self, sigmas: Sequence[float] = (0.8, 1.6, 3.2), padding_mode: str = "zeros") -> None:
-        super().__init__()
-        if padding_mode not in PADDING_MODES:
-            raise ValueError(f"invalid padding mode '{padding_mode}'. Expected one of {PADDING_MODES}")
+    def __init__(
+        self, sigmas: Sequence[float] = (0.8, 1.6, 3.2), padding_mode: str = "zeros"
+    ) -> None:
+        super().__init__(padding_mode)
         self.sigmas = tuple(float(s) for s in sigmas)
-        self.padding_mode = padding_mode
-        rows, cols = _bank_weights(self.sigmas, device=None, dtype=torch.float64)
-        self.register_buffer("rows", rows, persistent=False)
-        self.register_buffer("cols", cols, persistent=False)
+        self.radii = tuple(kernel_size_for_sigma(s) // 2 for s in self.sigmas)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        rows, cols = self.rows.to(x.dtype), self.cols.to(x.dtype)
-        return _apply_bank(x.reshape(n * c, 1, h, w), rows, cols, self.padding_mode).view(n, c, -1, h, w)
+    def build_transfer(
+        self, bands: range, grid: tuple[int, int], device: torch.device, dtype: torch.dtype
+    ) -> torch.Tensor:
+        return log_transfer(self.sigmas[bands.start : bands.stop], grid, device=device, dtype=dtype)
+
+
+class DoGFilterBank(_FFTFilterBank):
+    """Difference-of-Gaussians subbands of every channel (see :func:`dog_transfer`).
+
+    Equal (to float rounding) to blurring each channel with every separable sampled Gaussian
+    (``ceil(8 sigma)`` odd taps, borders extended by ``padding_mode``) and taking differences:
+    ``x - B_0, B_0 - B_1, ..., B_{S-3} - B_{S-2}, B_{S-2}``; one FFT per channel however large
+    the kernels.
+
+    Args:
+        sigmas: the S - 1 Gaussian scales (see :func:`dog_scales`).
+        padding_mode: one of :data:`PADDING_MODES`; ``replicate`` is the published definition.
+
+    Shape:
+        - Input: :math:`(N, C, H, W)`
+        - Output: :math:`(N, C, S, H, W)`
+
+    Examples:
+        >>> DoGFilterBank()(torch.zeros(1, 3, 8, 5)).shape
+        torch.Size([1, 3, 7, 8, 5])
+    """
+
+    def __init__(
+        self, sigmas: Sequence[float] = dog_scales(), padding_mode: str = "replicate"
+    ) -> None:
+        super().__init__(padding_mode)
+        self.sigmas = tuple(float(s) for s in sigmas)
+        # subband i needs the kernels of scales i - 1 and i; the low-pass that of the last
+        radii = [kernel_size_for_sigma(s) // 2 for s in self.sigmas]
+        self.radii = (radii[0], *(max(a, b) for a, b in zip(radii, radii[1:])), radii[-1])
+
+    def build_transfer(
+        self, bands: range, grid: tuple[int, int], device: torch.device, dtype: torch.dtype
+    ) -> torch.Tensor:
+        return dog_transfer(self.sigmas, grid, bands=bands, device=device, dtype=dtype)
+
+
+def log_filter_bank(
+    x: torch.Tensor, sigmas: Sequence[float] = (0.8, 1.6, 3.2), padding_mode: str = "zeros"
+) -> torch.Tensor:
+    """Responses of a bank of normalised LoG filters, see :class:`LoGFilterBank`.
+
+    Args:
+        x: images of shape :math:`(N, C, H, W)`.
+        sigmas: the scales, one band each.
+        padding_mode: one of :data:`PADDING_MODES`.
+
+    Returns:
+        Tensor of shape :math:`(N, C, S, H, W)`.
+    """
+    return LoGFilterBank(sigmas, padding_mode)(x)
+
+
+def dog_filter_bank(
+    x: torch.Tensor, sigmas: Sequence[float] = dog_scales(), padding_mode: str = "replicate"
+) -> torch.Tensor:
+    """Difference-of-Gaussians subbands, see :class:`DoGFilterBank`.
+
+    Args:
+        x: images of shape :math:`(N, C, H, W)`.
+        sigmas: the S - 1 Gaussian scales.
+        padding_mode: one of :data:`PADDING_MODES`.
+
+    Returns:
+        Tensor of shape :math:`(N, C, S, H, W)` with ``S = len(sigmas) + 1``.
+    """
+    return DoGFilterBank(sigmas, padding_mode)(x)

@@ -1,0 +1,62 @@
+"""`featkit extract` and `featkit merge`: hidden-layer features of an image collection."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from featkit.cli._common import DeviceOpt, ModelOpt, OverwriteOpt, QuietOpt, err_console
+from featkit.extract import POOLS, extract as extract_features, merge_features
+
+Pool = Enum("Pool", {p: p for p in POOLS}, type=str)
+
+
+def extract(
+    images: Annotated[Path, typer.Argument(help="A folder of images (searched recursively) or one image file.")],
+    model: ModelOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Features file to write (.npy); the manifest goes beside it (.json).")],
+    layer: Annotated[Optional[str], typer.Option("--layer", help="Hidden layer (see `featkit encoders`); default: the encoder's.")] = None,
+    pool: Annotated[Pool, typer.Option("--pool", help="avg/max/gem: one row per image; none: dense maps with their stride.")] = Pool.avg,
+    grid: Annotated[int, typer.Option("--grid", min=1, help="Pool over a GRID x GRID layout (D = channels x GRID^2); 1 pools globally.")] = 1,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="i/n: only the i-th of n slices of the sorted file list (1-based); join with `featkit merge`.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run with the same settings.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images decoded per batch; equal sizes run together.")] = 16,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Processes decoding images (0: none).")] = 1,
+    device: DeviceOpt = "auto",
+    max_side: Annotated[Optional[int], typer.Option("--max-side", min=1, help="Downscale images whose longer side is larger (default: keep every resolution).")] = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Extract features of every image in IMAGES with MODEL into a .npy plus a .json manifest."""
+    with Progress(
+        TextColumn("extract"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=err_console, transient=True, disable=quiet,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("extract", total=None)
+        manifest = extract_features(
+            images, model, out, layer=layer, pool=pool.value, grid=grid, batch_size=batch_size, workers=workers,
+            device=device, max_side=max_side, shard=shard, resume=resume, overwrite=overwrite,
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )  # fmt: skip
+    err_console.print(
+        f"wrote {out}: {len(manifest['items'])} images, {manifest['rows']} x {manifest['dim']} "
+        f"({manifest['layer']}, stride {manifest['stride']}, pool {manifest['pool']}); "
+        f"skipped {len(manifest['skipped'])}",
+        soft_wrap=True,
+    )
+    for skipped in manifest["skipped"]:
+        err_console.print(f"  skipped {skipped['path']}: {skipped['reason']}", markup=False, soft_wrap=True)
+
+
+def merge(
+    parts: Annotated[list[Path], typer.Argument(help="Features files from `featkit extract --shard i/n`, one per shard.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Merged features file (.npy).")],
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Merge the shards of one extraction into the file a single run would write."""
+    manifest = merge_features(parts, out, overwrite=overwrite)
+    err_console.print(f"wrote {out}: {len(manifest['items'])} images from {len(parts)} shards", soft_wrap=True)

@@ -1,0 +1,67 @@
+"""`featkit match`: correspondences between two images, drawn and optionally measured."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from featkit.cli._common import DeviceOpt, ModelOpt, OverwriteOpt, err_console, out_console
+from featkit.io import ensure_new
+from featkit.match import RANSAC_MODELS, save_match_json
+from featkit.match import match as find_matches
+from featkit.match_plot import save_match_plot
+
+Ransac = Enum("Ransac", {name: name for name in RANSAC_MODELS}, type=str)
+
+#: Exit status when matching ran fine but no match survived (outputs are still written).
+NO_MATCHES_EXIT = 3
+
+
+def match(
+    image_a: Annotated[Path, typer.Argument(help="First image.")],
+    image_b: Annotated[Path, typer.Argument(help="Second image.")],
+    model: ModelOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Picture of the matches to write (.png or .jpg).")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write every match (xa, ya, xb, yb, score, inlier) and the summary as JSON.")] = None,
+    layer: Annotated[str | None, typer.Option("--layer", help="Hidden layer (see `featkit encoders`); default: the encoder's.")] = None,
+    ratio: Annotated[float, typer.Option("--ratio", help="Lowe's ratio test threshold, applied both ways; lower keeps fewer, surer matches.")] = 0.8,
+    ransac: Annotated[Ransac, typer.Option("--ransac", help="Geometric verification (scikit-image RANSAC); none keeps every match as an inlier.")] = Ransac.homography,
+    ransac_threshold: Annotated[float | None, typer.Option("--ransac-threshold", help="Inlier reprojection error in pixels of IMAGE_B (default: 1.5 feature cells, at least 3).")] = None,
+    max_matches: Annotated[int | None, typer.Option("--max-matches", min=1, help="Keep only the N most distinctive matches (before RANSAC).")] = None,
+    gt_homography: Annotated[Path | None, typer.Option("--gt-homography", help="Text file with the true 3x3 homography IMAGE_A -> IMAGE_B: report MMA at 1/3/5 px and the corner error.")] = None,
+    max_side: Annotated[int, typer.Option("--max-side", min=0, help="Downscale each image to this longer side before matching (0: full size; cost grows with the square of the cell count). Coordinates stay in original pixels.")] = 512,
+    window: Annotated[int, typer.Option("--window", min=1, help="Stack the WINDOW x WINDOW neighbouring cells into each descriptor (odd; 1: the cell alone).")] = 1,
+    max_size_ratio: Annotated[float, typer.Option("--max-size-ratio", min=1.0, help="Refuse pairs whose longer sides, as matched, differ by more than this factor.")] = 4.0,
+    device: DeviceOpt = "auto",
+    overwrite: OverwriteOpt = False,
+) -> int:
+    """Match IMAGE_A to IMAGE_B with MODEL's dense hidden features and draw the matches.
+
+    Descriptors are the L2-normalised cells of a hidden layer; mutual nearest neighbours (faiss) that pass Lowe's ratio test both ways are verified with RANSAC. Coordinates are in the original images' pixels. One summary line goes to stdout.
+
+    Exit status: 0 matches found; 1 error (unreadable image, sizes more than --max-size-ratio apart, bad options); 2 usage error; 3 ran fine but found no matches (none survived the ratio test or RANSAC): the picture and an empty but valid JSON are still written.
+    """
+    ensure_new(out, overwrite=overwrite)
+    if json_out is not None:
+        ensure_new(json_out, overwrite=overwrite)
+    if window % 2 == 0:
+        raise typer.BadParameter(f"must be odd, got {window}", param_hint="'--window'")
+    with err_console.status("matching"):
+        result = find_matches(
+            image_a, image_b, model, layer=layer, ratio=ratio, ransac=ransac.value, max_matches=max_matches,
+            max_side=max_side or None, ransac_threshold=ransac_threshold, window=window,
+            max_size_ratio=max_size_ratio, gt_homography=gt_homography, device=device,
+        )  # fmt: skip
+        save_match_plot(out, image_a, image_b, result, overwrite=overwrite)
+        if json_out is not None:
+            save_match_json(result, json_out, overwrite=overwrite)
+    out_console.print(result.summary(), markup=False, soft_wrap=True)
+    written = f"wrote {out}" + (f" and {json_out}" if json_out is not None else "")
+    err_console.print(written, markup=False)
+    if result.num_inliers == 0:
+        err_console.print(f"no matches found (exit status {NO_MATCHES_EXIT})")
+        return NO_MATCHES_EXIT
+    return 0

@@ -1,0 +1,47 @@
+"""`featkit search`: nearest images of query images or vectors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from featkit.cli._common import DeviceOpt, out_console
+from featkit.retrieval import search as search_index
+
+
+def search(
+    index: Annotated[Path, typer.Argument(help="Index file from `featkit index` (.faiss).")],
+    queries: Annotated[list[Path], typer.Argument(help="Query images or folders (encoded with the index's model), or .npy files of vectors.")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Neighbours per query (at most the collection size).")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV (query,rank,id,path,distance) instead of a table.")] = False,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Find the K nearest images in INDEX for each QUERY."""
+    if as_json and as_csv:
+        raise typer.BadParameter("choose one of --json and --csv")
+    results = search_index(index, queries, k, device=device)
+    if as_json:
+        json.dump([asdict(r) for r in results], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["query", "rank", "id", "path", "distance"])
+        for result in results:
+            for hit in result.neighbours:
+                writer.writerow([result.query, hit.rank, hit.id, hit.path, f"{hit.distance:.6g}"])
+    else:
+        for result in results:
+            table = Table(title=f"nearest to {result.query}")
+            for column in ("rank", "distance", "id", "path"):
+                table.add_column(column, justify="right" if column != "path" else "left")
+            for hit in result.neighbours:
+                table.add_row(str(hit.rank), f"{hit.distance:.4g}", str(hit.id), hit.path or "")
+            out_console.print(table)

@@ -1,0 +1,42 @@
+"""The digits example and the benchmark run (tiny versions): they finish and print their tables."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_digits_example_tiny(capsys):
+    example = _load(ROOT / "examples" / "digits_features.py")
+    assert example.main(["--per-class", "6", "--steps", "2"]) == 0
+    out = capsys.readouterr().out
+    for row in ("trained CAE", "random-init CAE", "raw pixels", "mAP", "NMI"):
+        assert row in out
+
+
+@pytest.mark.slow
+def test_bench_quick_prints_ratios():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_extract.py"), "--quick"],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},  # spin-waiting threads on shared CI
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["extract", "search", "ivfpq"]
+    assert all("ratio" in line for line in lines) and "same rows: True" in lines[0]
+    assert "recall@10" in lines[1] and "peak RSS" in lines[2]

@@ -1,0 +1,116 @@
+"""featkit.data: decoding any image to RGB in [-1, 1], skipping bad files, batching plans."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from featkit.data import (
+    Crop,
+    epoch_plan,
+    find_images,
+    gather_crops,
+    iter_batches,
+    load_image,
+    load_images,
+    sample_images,
+    size_buckets,
+)
+from featkit.errors import ImageError
+
+
+def test_sample_images_are_about_twenty_real_photos():
+    records, skipped = load_images(find_images(sample_images()), max_side=32)
+    assert len(records) >= 20 and not skipped
+
+
+@pytest.mark.parametrize(
+    "mode, value",
+    [("L", 128), ("P", None), ("RGBA", (255, 0, 0, 0)), ("I;16", 65535), ("CMYK", (0, 0, 0, 0))],
+)
+def test_every_mode_becomes_rgb_in_range(tmp_path, mode, value):
+    img = Image.new(mode, (7, 5)) if value is None else Image.new(mode, (7, 5), value)
+    path = tmp_path / ("x.tif" if mode in ("I;16", "CMYK") else "x.png")
+    img.save(path)
+    x = load_image(path)
+    assert x.shape == (3, 5, 7) and x.dtype == torch.float32
+    assert float(x.min()) >= -1 and float(x.max()) <= 1
+    if mode == "RGBA":  # fully transparent red is composited over white
+        assert torch.allclose(x, torch.ones_like(x))
+    if mode == "I;16":
+        assert torch.allclose(x, torch.ones_like(x))
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    arr = np.zeros((4, 6, 3), np.uint8)
+    arr[0, :] = 255  # top row white
+    img = Image.fromarray(arr)
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    img.save(tmp_path / "r.jpg", exif=exif, quality=100)
+    x = load_image(tmp_path / "r.jpg")
+    assert x.shape == (3, 6, 4)
+    assert x[:, :, -1].mean() > 0.8 and x[:, :, 0].mean() < -0.8  # white row is now the right column
+    records, _ = load_images([tmp_path / "r.jpg"])
+    assert records[0].original_size == (4, 6)
+
+
+def test_max_side_downscales_only(tmp_path):
+    Image.new("RGB", (40, 20)).save(tmp_path / "a.png")
+    assert load_image(tmp_path / "a.png", max_side=10).shape == (3, 5, 10)
+    assert load_image(tmp_path / "a.png", max_side=100).shape == (3, 20, 40)
+
+
+def test_bad_files_are_reported_with_reasons(tmp_path):
+    Image.new("RGB", (30, 30), (10, 20, 30)).save(tmp_path / "good.png")
+    (tmp_path / "text.png").write_text("hello")
+    data = (tmp_path / "good.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    Image.new("RGB", (300, 300)).save(tmp_path / "big.png")
+    records, skipped = load_images(find_images(tmp_path), max_pixels=300 * 299)
+    assert [r.path.name for r in records] == ["good.png"]
+    reasons = {p.name: why for p, why in skipped}
+    assert set(reasons) == {"text.png", "cut.png", "big.png"}
+    assert "not an image" in reasons["text.png"] and "decompression bomb" in reasons["big.png"]
+    with pytest.raises(ImageError, match="no such"):
+        find_images(tmp_path / "missing")
+
+
+def test_size_buckets_never_mix_sizes():
+    sizes = [(4, 4), (2, 3), (4, 4), (4, 4), (2, 3)]
+    batches = size_buckets(sizes, batch_size=2)
+    assert sorted(i for b in batches for i in b) == list(range(5))
+    assert all(len({sizes[i] for i in b}) == 1 and len(b) <= 2 for b in batches)
+    images = [torch.zeros(3, *s) for s in sizes]
+    from featkit.data import ImageRecord
+
+    records = [ImageRecord(None, im, (s[1], s[0])) for im, s in zip(images, sizes)]
+    assert sorted(b.shape[0] for b in iter_batches(records, None)) == [2, 3]
+
+
+def test_epoch_plan_covers_every_image_and_replays_exactly():
+    sizes = [(30, 40), (10, 50), (64, 64)]
+    plan = epoch_plan(sizes, batch_size=4, crop=16, crops_per_image=3, generator=torch.Generator().manual_seed(1))
+    again = epoch_plan(sizes, batch_size=4, crop=16, crops_per_image=3, generator=torch.Generator().manual_seed(1))
+    assert plan == again
+    crops = [c for step in plan for c in step]
+    assert [len(s) for s in plan] == [4, 4, 1]
+    assert sorted(c.index for c in crops) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    for c in crops:
+        h, w = sizes[c.index]
+        assert (c.height, c.width) == (min(16, h), min(16, w))
+        assert 0 <= c.top <= h - c.height and 0 <= c.left <= w - c.width
+    whole = epoch_plan(sizes, batch_size=0, crop=0, generator=torch.Generator().manual_seed(1))
+    assert len(whole) == 1 and sorted((c.index, c.height, c.width) for c in whole[0]) == [
+        (0, 30, 40), (1, 10, 50), (2, 64, 64)]  # fmt: skip
+
+
+def test_gather_crops_cuts_the_right_pixels():
+    images = [torch.arange(3 * 5 * 6, dtype=torch.float32).view(3, 5, 6), torch.zeros(3, 4, 4)]
+    crops = [Crop(0, 1, 2, 3, 3), Crop(1, 0, 0, 4, 4), Crop(0, 0, 0, 3, 3)]
+    batches = gather_crops(images, crops)
+    assert [tuple(b.shape) for b in batches] == [(2, 3, 3, 3), (1, 3, 4, 4)]
+    assert torch.equal(batches[0][0], images[0][:, 1:4, 2:5])
+    assert torch.equal(batches[0][1], images[0][:, 0:3, 0:3])

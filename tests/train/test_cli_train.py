@@ -1,0 +1,90 @@
+"""`featkit train`: help, one-line errors, exit codes, Ctrl-C, and torchrun data parallelism."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from featkit.checkpoint import CHECKPOINT_FILE, load_tensors
+from featkit.cli import main
+
+SMALL = ["--epochs", "2", "--crop", "16", "--batch-size", "4", "--crops-per-image", "2", "--device", "cpu"]
+
+
+def test_help_names_the_options(capsys):
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    for option in ("--loss", "--encoder", "--epochs", "--out", "--preset", "--resume", "--max-side", "--strict"):
+        assert option in out
+
+
+def test_missing_folder_is_one_line_error(capsys, tmp_path):
+    assert main(["train", str(tmp_path / "missing_dir"), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "missing_dir" in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_loss_is_one_line_error(capsys, tiny_folder, tmp_path):
+    assert main(["train", str(tiny_folder), "--loss", "pl+nope", "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope" in err[0] and "Available loss" in err[0]
+
+
+def test_resume_with_folder_is_usage_error(tiny_folder, tmp_path):
+    assert main(["train", str(tiny_folder), "--resume", str(tmp_path)]) == 2
+
+
+def test_quiet_run_logs_epochs_and_prints_the_report(capsys, tiny_folder, tmp_path):
+    assert main(["train", str(tiny_folder), "--out", str(tmp_path / "run"), "--quiet", *SMALL]) == 0
+    captured = capsys.readouterr()
+    assert "epoch 1/2" in captured.err and "sfl/0.8=" in captured.err
+    assert f"report: {tmp_path / 'run' / 'report.html'}" in captured.out
+    assert main(["train", str(tiny_folder), "--out", str(tmp_path / "run"), "--quiet", *SMALL]) == 1
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(capsys, monkeypatch, tiny_folder, tmp_path):
+    from featkit.train import _Trainer
+
+    real_step = _Trainer.run_step
+    calls = []
+
+    def step_then_interrupt(self, crops, lr):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_step(self, crops, lr)
+
+    monkeypatch.setattr(_Trainer, "run_step", step_then_interrupt)
+    run_dir = tmp_path / "run"
+    assert main(["train", str(tiny_folder), "--out", str(run_dir), "--quiet", *SMALL]) == 130
+    assert "--resume" in capsys.readouterr().err
+    assert (run_dir / CHECKPOINT_FILE).is_file()
+    monkeypatch.setattr(_Trainer, "run_step", real_step)
+    assert main(["train", "--resume", str(run_dir), "--quiet"]) == 0
+    assert (run_dir / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one(tiny_folder, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = [str(tiny_folder), *SMALL, "--quiet", "--crops-per-image", "3"]  # 12 windows: 3 steps of 4
+    single = subprocess.run([sys.executable, "-m", "featkit", "train", *args, "--out", str(tmp_path / "one")],
+                            env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert single.returncode == 0, single.stderr
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    double = subprocess.run([*launcher, "-m", "featkit", "train", *args, "--out", str(tmp_path / "two")],
+                            env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert double.returncode == 0, double.stderr[-2000:]
+    a = load_tensors(tmp_path / "one" / "model.safetensors")[0]
+    b = load_tensors(tmp_path / "two" / "model.safetensors")[0]
+    assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6) for k in a)
+    assert any(not torch.equal(a[k], torch.zeros_like(a[k])) for k in a)
+    import json
+
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2

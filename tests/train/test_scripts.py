@@ -1,0 +1,42 @@
+"""The benchmark and the paper-reproduction example run end to end (tiny settings)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_bench_quick_prints_ratios():
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_train.py"), "--quick"],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "speed-up featkit / naive:" in proc.stdout and "of matmul peak" in proc.stdout
+    assert "largest relative loss difference" in proc.stdout
+
+
+@pytest.mark.slow
+def test_reproduce_example_prints_the_table(tiny_folder, tmp_path, capsys):
+    module = _load(ROOT / "examples" / "reproduce_paper.py")
+    out = tmp_path / "repro"
+    argv = [str(tiny_folder), "--out", str(out), "--epochs", "1", "--max-side", "32", "--device", "cpu"]
+    assert module.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "| sfl/0.8 | 18.9e-3 | 7.08e-3 | 2.67x |" in printed
+    result = json.loads((out / "results.json").read_text())
+    assert set(result["final"]) == {"pl", "pl+sfl"} and (out / "reconstructions.png").is_file()
+    assert result["settings"]["max_side"] == 32
