@@ -22,7 +22,7 @@ $(STAMP): $(PY) pyproject.toml
 # Trains paper-cae with pl+sfl on the ~20 sample photos (no download), about a minute on 2 CPU
 # cores, and prints where the run's report.html is.
 demo: $(STAMP)
-	$(PY) -m featkit train --max-side 128 --epochs 12 --quiet
+	$(PY) -m featkit train --max-side 128 --quiet
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -1,6 +1,6 @@
 """Extraction and search speed, measured side by side in one run; prints ratios.
 
-1. extraction throughput: ``featkit.extract`` (DataLoader workers decoding, equally sized
+1. extraction throughput: ``featkit.extraction`` (DataLoader workers decoding, equally sized
    images batched, rows streamed to disk) against a naive per-image loop
    (``load_image`` -> ``model.features`` -> mean, one image at a time), on the same files;
 2. search: the index ``featkit.build_index`` picks for 200k vectors against scikit-learn's
@@ -55,9 +55,9 @@ def naive_extract(paths: list[Path], model_name: str, out: Path) -> None:
     import torch
 
     from featkit.data import load_image
-    from featkit.extract import load_encoder
+    from featkit.extraction import load_encoder
 
-    model, _ = load_encoder(model_name)  # the same (seeded) weights featkit.extract uses
+    model, _ = load_encoder(model_name)  # the same (seeded) weights featkit.extraction uses
     rows = []
     with torch.no_grad():
         for path in paths:

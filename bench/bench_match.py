@@ -1,7 +1,7 @@
 """Does frequency-aware training give features that match more accurately?
 
 Warps held-out sample photos by known random homographies (scale, rotation, perspective, shift)
-plus a brightness and contrast change, matches each photo to its warp with ``featkit.match``,
+plus a brightness and contrast change, matches each photo to its warp with ``featkit.matching``,
 and prints the mean matching accuracy (MMA: share of matches within 1, 3, 5 px of the true
 position) for four feature extractors, side by side in one run:
 
@@ -31,9 +31,9 @@ import torch
 
 from featkit.data import find_images, load_image, sample_images
 from featkit.encoders import create_encoder
-from featkit.extract import load_encoder
+from featkit.extraction import load_encoder
 from featkit.io import write_json
-from featkit.match import match, random_homography, warp_image
+from featkit.matching import match, random_homography, warp_image
 from featkit.train import TrainConfig, train
 
 #: Photos the benchmark evaluates on; the CAEs never train on them.

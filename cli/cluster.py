@@ -10,7 +10,7 @@ import typer
 
 from featkit.cli._common import OverwriteOpt, out_console
 from featkit.cli.index import Metric, MetricOpt
-from featkit.cluster import CLUSTER_METHODS, cluster as cluster_features
+from featkit.clustering import CLUSTER_METHODS, cluster as cluster_features
 
 Method = Enum("Method", {m: m for m in CLUSTER_METHODS}, type=str)
 

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from featkit.cli._common import DeviceOpt, ModelOpt, OverwriteOpt, QuietOpt, err_console
-from featkit.extract import POOLS, extract as extract_features, merge_features
+from featkit.extraction import POOLS, extract as extract_features, merge_features
 
 Pool = Enum("Pool", {p: p for p in POOLS}, type=str)
 

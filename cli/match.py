@@ -10,9 +10,9 @@ import typer
 
 from featkit.cli._common import DeviceOpt, ModelOpt, OverwriteOpt, err_console, out_console
 from featkit.io import ensure_new
-from featkit.match import RANSAC_MODELS, save_match_json
-from featkit.match import match as find_matches
-from featkit.match_plot import save_match_plot
+from featkit.matching import RANSAC_MODELS, save_match_json
+from featkit.matching import match as find_matches
+from featkit.match_plot import plot_format, save_match_plot
 
 Ransac = Enum("Ransac", {name: name for name in RANSAC_MODELS}, type=str)
 
@@ -44,6 +44,7 @@ def match(
 
     Exit status: 0 matches found; 1 error (unreadable image, sizes more than --max-size-ratio apart, bad options); 2 usage error; 3 ran fine but found no matches (none survived the ratio test or RANSAC): the picture and an empty but valid JSON are still written.
     """
+    plot_format(out)
     ensure_new(out, overwrite=overwrite)
     if json_out is not None:
         ensure_new(json_out, overwrite=overwrite)

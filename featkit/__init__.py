@@ -11,10 +11,10 @@ from featkit.errors import FeatkitError
 from featkit.losses import create_loss, list_losses, register_loss
 from featkit.checkpoint import load_model
 from featkit.train import TrainConfig, train
-from featkit.match import match
-from featkit.cluster import cluster
+from featkit.matching import match
+from featkit.clustering import cluster
 from featkit.evaluate import evaluate_retrieval
-from featkit.extract import extract, load_features, merge_features
+from featkit.extraction import extract, load_features, merge_features
 from featkit.retrieval import build_index, load_index, search
 
 __version__ = "0.1.0"

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from featkit.errors import FeatkitError
-from featkit.extract import class_labels, load_features
+from featkit.extraction import class_labels, load_features
 from featkit.retrieval import METRICS, prepare_vectors
 
 __all__ = ["evaluate_retrieval", "retrieval_scores"]

@@ -13,9 +13,9 @@ from PIL import Image, ImageDraw, ImageFont
 from featkit.data import load_image
 from featkit.errors import MatchError
 from featkit.io import atomic_path, ensure_new
-from featkit.match import ImageInput, MatchResult
+from featkit.matching import ImageInput, MatchResult
 
-__all__ = ["INLIER_COLOUR", "OUTLIER_COLOUR", "draw_matches", "save_match_plot"]
+__all__ = ["INLIER_COLOUR", "OUTLIER_COLOUR", "draw_matches", "plot_format", "save_match_plot"]
 
 INLIER_COLOUR = (40, 220, 60)
 OUTLIER_COLOUR = (235, 50, 50)
@@ -46,9 +46,9 @@ def draw_matches(
     most distinctive (by score) of each kind are drawn, in proportion to their counts.
 
     Args:
-        image_a: the file or :math:`(3, H, W)` tensor given to :func:`~featkit.match.match`.
+        image_a: the file or :math:`(3, H, W)` tensor given to :func:`~featkit.matching.match`.
         image_b: the same for B.
-        result: what :func:`~featkit.match.match` returned for them.
+        result: what :func:`~featkit.matching.match` returned for them.
         height: pixel height both images are scaled to.
         max_lines: most lines drawn.
 
@@ -87,6 +87,19 @@ def draw_matches(
     return canvas
 
 
+def plot_format(path: str | os.PathLike) -> str:
+    """The Pillow format that ``path``'s suffix names (``"PNG"`` for ``.png``).
+
+    Raises:
+        MatchError: the suffix is not an image format Pillow writes.
+    """
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        raise MatchError(f"{path}: cannot write a '{path.suffix}' image; use .png or .jpg")
+    return fmt
+
+
 def save_match_plot(
     path: str | os.PathLike,
     image_a: ImageInput,
@@ -102,11 +115,8 @@ def save_match_plot(
         OutputExistsError: ``path`` exists and ``overwrite`` is false.
         MatchError: the suffix is not an image format Pillow writes.
     """
-    path = Path(path)
-    fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None or fmt not in Image.SAVE:
-        raise MatchError(f"{path}: cannot write a '{path.suffix}' image; use .png or .jpg")
-    ensure_new(path, overwrite=overwrite)
+    fmt = plot_format(path)
+    path = ensure_new(path, overwrite=overwrite)
     picture = draw_matches(image_a, image_b, result, **options)
     with atomic_path(path) as tmp:
         picture.save(tmp, format=fmt)

@@ -28,7 +28,7 @@ import numpy as np
 
 from featkit.data import find_images
 from featkit.errors import FeatkitError, ShapeError
-from featkit.extract import encode_images, image_batches, iter_feature_chunks, load_encoder, load_features
+from featkit.extraction import encode_images, image_batches, iter_feature_chunks, load_encoder, load_features
 from featkit.io import atomic_path, ensure_new, read_json, write_json
 
 __all__ = [
@@ -285,7 +285,7 @@ def build_index(
     """Build a faiss index over features, streaming them in blocks.
 
     Args:
-        features: :math:`(N, D)` array, or a ``.npy`` written by :func:`featkit.extract.extract`
+        features: :math:`(N, D)` array, or a ``.npy`` written by :func:`featkit.extraction.extract`
             (its manifest is kept so results name images).
         out: where to save the index (and ``<out>.json``); ``None`` keeps it in memory.
         kind: ``auto`` (:func:`choose_kind`), ``flat`` (exact), ``ivf``, ``hnsw`` or ``ivfpq``

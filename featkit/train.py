@@ -4,8 +4,9 @@ Two presets, every field overridable:
 
 - ``paper`` (section 4): SGD, learning rate 0.02, momentum 0.5, full batch of whole images,
   2000 epochs; with ``pl+sfl`` the SFL weights are the paper's 100/10/10.
-- ``fast`` (default): AdamW on random square crops with a cosine learning-rate decay; it
-  reaches the paper preset's reconstruction quality in a fraction of the time.
+- ``fast`` (default): AdamW on random 96-pixel crops with a cosine learning-rate decay, 24
+  epochs; meant to reach the paper preset's quality in a fraction of its time
+  (``bench/paper_preset.py`` measures both side by side).
 
 An epoch is a list of steps drawn from one random generator (:func:`featkit.data.epoch_plan`);
 a step's windows are batched by size and their gradients accumulated with weights

@@ -8,7 +8,7 @@ from PIL import Image
 
 from featkit.checkpoint import save_model
 from featkit.encoders import create_encoder
-from featkit.extract import extract
+from featkit.extraction import extract
 from featkit.io import write_json
 
 #: name -> (pattern, RGB tint)

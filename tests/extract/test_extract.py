@@ -1,4 +1,4 @@
-"""featkit.extract: manifest, pooling, skipped files, shards, resume, atomicity, bounded memory."""
+"""featkit.extraction: manifest, pooling, skipped files, shards, resume, atomicity, bounded memory."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 
 from featkit.data import find_images, load_image
 from featkit.errors import FeatkitError, OutputExistsError
-from featkit.extract import extract, load_features, manifest_path, merge_features, parse_shard, pool_maps
+from featkit.extraction import extract, load_features, manifest_path, merge_features, parse_shard, pool_maps
 from featkit.checkpoint import load_model
 
 
@@ -136,7 +136,7 @@ _RSS_SCRIPT = textwrap.dedent(
     import numpy as np
     from PIL import Image
     from pathlib import Path
-    from featkit.extract import extract
+    from featkit.extraction import extract
     root = Path(sys.argv[1])
     rng = np.random.default_rng(0)
     for n in (16, 128):  # the peak after the small run, then after the large one

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from featkit.errors import FeatkitError, OutputExistsError, ShapeError
-from featkit.extract import extract
+from featkit.extraction import extract
 from featkit.retrieval import build_index, choose_kind, exact_knn, index_manifest_path, load_index, search
 
 

@@ -1,4 +1,4 @@
-"""featkit.match: descriptors, mutual matching, RANSAC, coordinates and evaluation."""
+"""featkit.matching: descriptors, mutual matching, RANSAC, coordinates and evaluation."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 
 from featkit.encoders import create_encoder
 from featkit.errors import MatchError
-from featkit.match import (
+from featkit.matching import (
     MATCH_DTYPE,
     dense_descriptors,
     evaluate_homography,
@@ -206,7 +206,7 @@ def test_dense_search_memory_stays_linear():
         import numpy as np
         from PIL import Image
         from featkit.data import sample_images
-        from featkit.match import match, mutual_matches
+        from featkit.matching import match, mutual_matches
         tmp = pathlib.Path(tempfile.mkdtemp())
         img = Image.open(sample_images() / "astronaut.png").convert("RGB").resize((2000, 2000))
         img.save(tmp / "a.png", compress_level=1); img.rotate(4).save(tmp / "b.png", compress_level=1)

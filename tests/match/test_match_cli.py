@@ -144,3 +144,9 @@ def test_run_directory_model(tmp_path, pair_files, capsys):
     assert code in (0, 3)
     data = json.loads(js.read_text())
     assert data["layer"] == "conv3" and data["stride"] == 4 and data["ransac"] == "affine"
+
+
+def test_unknown_picture_format_is_refused(tmp_path, pair_files, capsys):
+    a, b, _ = pair_files
+    assert main(["match", str(a), str(b), "-m", "pixels", "-o", str(tmp_path / "m.xyz")]) == 1
+    _one_line_error(capsys, "m.xyz", ".png")

@@ -2,7 +2,7 @@
 
 :func:`cluster` runs k-means, agglomerative (Ward) clustering or DBSCAN, optionally after PCA,
 and reports the silhouette score. When the images sit in class subfolders (the ImageFolder
-convention, see :func:`featkit.extract.class_labels`) it also reports normalised mutual
+convention, see :func:`featkit.extraction.class_labels`) it also reports normalised mutual
 information (NMI) and the adjusted Rand index (ARI) against those classes.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from featkit.errors import FeatkitError, ShapeError
-from featkit.extract import class_labels, load_features
+from featkit.extraction import class_labels, load_features
 from featkit.io import atomic_path, ensure_new
 from featkit.retrieval import METRICS, prepare_vectors
 
@@ -82,7 +82,7 @@ def cluster(
     """Cluster :math:`(N, D)` features.
 
     Args:
-        features: an array, or a ``.npy`` from :func:`featkit.extract.extract` (its manifest
+        features: an array, or a ``.npy`` from :func:`featkit.extraction.extract` (its manifest
             supplies image paths and folder classes).
         k: number of clusters (k-means and agglomerative).
         method: ``kmeans``, ``agglomerative`` (Ward) or ``dbscan``.

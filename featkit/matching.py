@@ -39,7 +39,7 @@ from skimage.transform import AffineTransform, ProjectiveTransform
 from featkit.data import load_images
 from featkit.encoders import AutoEncoder
 from featkit.errors import ImageError, MatchError
-from featkit.extract import load_encoder, resolve_device
+from featkit.extraction import load_encoder, resolve_device
 from featkit.io import ensure_new, write_json
 
 __all__ = [
@@ -218,6 +218,11 @@ def mutual_matches(
     return ia[order], ib[order], score[order]
 
 
+def _check_ransac(name: str) -> None:
+    if name not in RANSAC_MODELS:
+        raise MatchError(f"unknown ransac model '{name}'; choose from {', '.join(RANSAC_MODELS)}")
+
+
 def verify(
     points_a: np.ndarray,
     points_b: np.ndarray,
@@ -244,8 +249,7 @@ def verify(
         ``(transform, inliers)``: the 3 x 3 matrix mapping homogeneous A points
         to B (``None`` if no transform was found or ``"none"``) and a boolean :math:`(K,)`.
     """
-    if ransac_model not in RANSAC_MODELS:
-        raise MatchError(f"unknown ransac model '{ransac_model}'; choose from {', '.join(RANSAC_MODELS)}")
+    _check_ransac(ransac_model)
     k = len(points_a)
     model_class = RANSAC_MODELS[ransac_model]
     if model_class is None:
@@ -557,8 +561,7 @@ def match(
     """
     if not 0.0 < ratio <= 1.0:
         raise MatchError(f"ratio must be in (0, 1], got {ratio}")
-    if ransac not in RANSAC_MODELS:
-        raise MatchError(f"unknown ransac model '{ransac}'; choose from {', '.join(RANSAC_MODELS)}")
+    _check_ransac(ransac)
     if max_matches is not None and max_matches < 1:
         raise MatchError(f"max_matches must be at least 1, got {max_matches}")
     if max_side is not None and max_side < 8:
