@@ -5,7 +5,7 @@ plus a brightness and contrast change, matches each photo to its warp with ``fea
 and prints the mean matching accuracy (MMA: share of matches within 1, 3, 5 px of the true
 position) for four feature extractors, side by side in one run:
 
-- ``pl+sfl``: the paper's CAE (Table 1) trained with eq. 7 through ``featkit.train``;
+- ``pl+sfl``: the paper's CAE (Table 1) trained with eq. 7 through ``featkit.train()``;
 - ``pl``: the same CAE, same seed and settings, trained with the pixel loss only;
 - ``random``: the same CAE with its seeded random initial weights (no training);
 - ``pixels``: raw RGB pixels average-pooled on the CAE's grid (stride 2).
@@ -34,7 +34,7 @@ from featkit.encoders import create_encoder
 from featkit.extraction import load_encoder
 from featkit.io import write_json
 from featkit.matching import match, random_homography, warp_image
-from featkit.train import TrainConfig, train
+from featkit.training import TrainConfig, train
 
 #: Photos the benchmark evaluates on; the CAEs never train on them.
 EVAL_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "grass.png", "ihc.png", "motorcycle_left.png", "retina.jpg")

@@ -30,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from featkit.checkpoint import load_tensors
 from featkit.data import find_images, load_images, sample_images
 from featkit.encoders import create_encoder
-from featkit.train import TrainConfig, train
+from featkit.training import TrainConfig, train
 
 SCALES, WEIGHTS = (0.8, 1.6, 3.2), (100.0, 10.0, 10.0)
 

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from featkit.reproduce import format_table, reproduce
-from featkit.train import PROBE_COMPONENTS, TrainConfig
+from featkit.training import PROBE_COMPONENTS, TrainConfig
 
 
 def main(argv: list[str] | None = None) -> int:

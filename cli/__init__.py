@@ -32,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
         code = 1
+    except OSError as exc:
+        if state.debug:
+            traceback.print_exc()
+        where = f": {exc.filename}" if exc.filename else ""
+        err_console.print(f"error: {exc.strerror or exc}{where}", markup=False, soft_wrap=True)
+        code = 1
     except Exception as exc:  # noqa: BLE001 - never show users a raw traceback unless asked
         kind = _cli_exception_kind(exc)
         if kind == "usage":

@@ -9,7 +9,7 @@ import typer
 
 from featkit.cli._common import DeviceOpt, OverwriteOpt, QuietOpt, err_console, out_console
 from featkit.reproduce import format_table, reproduce as run_reproduce
-from featkit.train import PRESETS, TrainConfig, TrainProgress
+from featkit.training import PRESETS, TrainConfig, TrainProgress
 
 __all__ = ["reproduce"]
 

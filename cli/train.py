@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from featkit.cli._common import DeviceOpt, OverwriteOpt, QuietOpt, err_console, out_console
-from featkit.train import PRESETS, TrainConfig, TrainProgress, train as run_training
+from featkit.training import PRESETS, TrainConfig, TrainProgress, train as run_training
 
 __all__ = ["train"]
 

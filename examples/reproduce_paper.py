@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from featkit.reproduce import format_table, reproduce
-from featkit.train import TrainConfig
+from featkit.training import TrainConfig
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from featkit.encoders import create_encoder, list_encoders, register_encoder
 from featkit.errors import FeatkitError
 from featkit.losses import create_loss, list_losses, register_loss
 from featkit.checkpoint import load_model
-from featkit.train import TrainConfig, train
+from featkit.training import TrainConfig, train
 from featkit.matching import match
 from featkit.clustering import cluster
 from featkit.evaluate import evaluate_retrieval

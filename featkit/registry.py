@@ -69,6 +69,7 @@ class Registry:
 
     def __init__(self, kind: str, entry_point_group: str | None) -> None:
         self.kind = kind
+        self.kinds = kind + ("es" if kind.endswith("s") else "s")
         self.entry_point_group = entry_point_group
         self._entries: dict[str, Entry] = {}
         self._plugin_errors: dict[str, str] = {}
@@ -95,7 +96,7 @@ class Registry:
         if name in self._entries:
             raise DuplicateNameError(
                 f"{self.kind} '{name}' is already registered by {self._entries[name].source}; "
-                f"choose another name. Registered {self.kind}s: {', '.join(sorted(self._entries))}"
+                f"choose another name. Registered {self.kinds}: {', '.join(sorted(self._entries))}"
             )
         self._entries[name] = Entry(name, factory, summary or _summary(factory), self._source)
 
@@ -168,7 +169,7 @@ class Registry:
             factory = self._prefixes[prefix]
             return Entry(name, lambda **kw: factory(rest, **kw), _summary(factory), BUILTIN_SOURCE)
         available = ", ".join(self.names() + [f"{p}:<name>" for p in sorted(self._prefixes)])
-        message = f"unknown {self.kind} '{name}'. Available {self.kind}s: {available}"
+        message = f"unknown {self.kind} '{name}'. Available {self.kinds}: {available}"
         if self._plugin_errors:
             failed = "; ".join(f"{k} ({v})" for k, v in sorted(self._plugin_errors.items()))
             message += f". Plugins that failed to load: {failed}"

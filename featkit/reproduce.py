@@ -20,7 +20,7 @@ from featkit.checkpoint import load_model
 from featkit.data import load_images
 from featkit.io import ensure_new, read_json, write_json
 from featkit.plots import plot_side_by_side
-from featkit.train import PROBE_COMPONENTS, TrainConfig, TrainProgress, train
+from featkit.training import PROBE_COMPONENTS, TrainConfig, TrainProgress, train
 
 __all__ = ["PAPER_RESULTS", "TARGETS", "format_table", "reproduce"]
 

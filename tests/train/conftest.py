@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from featkit.data import find_images, sample_images
-from featkit.train import TrainConfig
+from featkit.training import TrainConfig
 
 #: Sizes (W, H) of the tiny photos: different shapes, odd sides included.
 SIZES = [(40, 30), (33, 41), (40, 30), (27, 27)]

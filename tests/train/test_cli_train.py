@@ -49,7 +49,7 @@ def test_quiet_run_logs_epochs_and_prints_the_report(capsys, tiny_folder, tmp_pa
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(capsys, monkeypatch, tiny_folder, tmp_path):
-    from featkit.train import _Trainer
+    from featkit.training import _Trainer
 
     real_step = _Trainer.run_step
     calls = []

@@ -13,7 +13,7 @@ from torch import nn
 from featkit.checkpoint import CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, load_checkpoint, load_model, load_tensors
 from featkit.errors import ImageError, NonFiniteLossError, OutputExistsError
 from featkit.losses import LOSSES, register_loss
-from featkit.train import PROBE_COMPONENTS, TrainConfig, TrainConfigError, train
+from featkit.training import PROBE_COMPONENTS, TrainConfig, TrainConfigError, train
 
 
 def _metrics(run_dir):

@@ -1,0 +1,136 @@
+"""Extraction under faults: killed mid-write, disk full. Outputs already present stay
+byte-identical, nothing partial appears under a final name, and --resume completes."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+import shutil as real_shutil
+
+import numpy as np
+import pytest
+
+import featkit.extraction as extraction
+from featkit.cli import main
+from featkit.extraction import extract, load_features
+from tests.robustness.faults import good_crops
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("photos")
+    for i, crop in enumerate(good_crops(60, size=48)):
+        crop.save(root / f"p{i:03d}.png")
+    return root
+
+
+@pytest.fixture()
+def earlier_output(tmp_path, photos):
+    """A finished extraction that later faults must leave byte-identical."""
+    out = tmp_path / "earlier.npy"
+    extract(photos, "pixels", out, workers=0)
+    return out, out.read_bytes(), out.with_suffix(".json").read_bytes()
+
+
+def _unchanged(earlier) -> bool:
+    out, data, manifest = earlier
+    return out.read_bytes() == data and out.with_suffix(".json").read_bytes() == manifest
+
+
+def _final_names(folder):
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def test_disk_full_while_appending_rows(tmp_path, photos, earlier_output, monkeypatch, capsys):
+    out = tmp_path / "feats.npy"
+    original_add = extraction._PartialRun.add
+    calls = {"n": 0}
+
+    def add_until_full(self, record, rows):
+        calls["n"] += 1
+        if calls["n"] > 7:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.dir))
+        return original_add(self, record, rows)
+
+    monkeypatch.setattr(extraction._PartialRun, "add", add_until_full)
+    code = main(["extract", str(photos), "-m", "pixels", "-o", str(out), "--workers", "0", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and "No space left on device" in err[0] and "Traceback" not in err[0]
+    assert not out.exists() and not out.with_suffix(".json").exists()
+    assert _final_names(tmp_path) == ["earlier.json", "earlier.npy"]
+    assert _unchanged(earlier_output)
+
+    monkeypatch.setattr(extraction._PartialRun, "add", original_add)
+    manifest = extract(photos, "pixels", out, workers=0, resume=True)
+    fresh = tmp_path / "fresh.npy"
+    extract(photos, "pixels", fresh, workers=0)
+    assert manifest["rows"] == 60
+    np.testing.assert_array_equal(load_features(out)[0], load_features(fresh)[0])
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir()), "stray partial or temp files"
+
+
+def test_disk_full_while_writing_the_final_file(tmp_path, photos, earlier_output, monkeypatch):
+    out = tmp_path / "feats.npy"
+
+    def copy_until_full(src, dst, length=0):
+        dst.write(src.read(100))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    fake = types.SimpleNamespace(copyfileobj=copy_until_full, rmtree=real_shutil.rmtree)
+    monkeypatch.setattr(extraction, "shutil", fake)
+    with pytest.raises(OSError) as info:
+        extract(photos, "pixels", out, workers=0)
+    assert info.value.errno == errno.ENOSPC
+    assert not out.exists(), "a partial file appeared under the final name"
+    assert _unchanged(earlier_output)
+
+    monkeypatch.setattr(extraction, "shutil", real_shutil)
+    manifest = extract(photos, "pixels", out, workers=0, resume=True)
+    assert manifest["rows"] == 60 and load_features(out)[0].shape[0] == 60
+
+
+def test_kill_9_mid_extraction_then_resume(tmp_path, photos, earlier_output):
+    out = tmp_path / "feats.npy"
+    partial = tmp_path / ".feats.npy.partial"
+    args = ["extract", str(photos), "-m", "cae-wide", "--layer", "conv1", "--pool", "none", "-o", str(out),
+            "--workers", "0", "--batch-size", "1", "--quiet", "--device", "cpu"]  # fmt: skip
+    # Checkpoint after every image and slow each batch down, so the kill lands mid-run.
+    slowed = (
+        "import sys, time, featkit.extraction as e\n"
+        "e.CHECKPOINT_EVERY_S = 0.0\n"
+        "encode = e.encode_images\n"
+        "def slow(*a, **k):\n"
+        "    time.sleep(0.1)\n"
+        "    return encode(*a, **k)\n"
+        "e.encode_images = slow\n"
+        "from featkit.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", slowed, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    log = partial / "done.jsonl"
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and len(log.read_bytes().splitlines()) >= 10:  # ten files finished
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    if proc.poll() is not None:
+        pytest.skip("extraction finished before it could be killed (machine too fast for this case)")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert partial.is_dir()
+    assert not out.exists() and not out.with_suffix(".json").exists()
+    assert _unchanged(earlier_output)
+
+    resumed = subprocess.run([sys.executable, "-m", "featkit", *args, "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    fresh = tmp_path / "fresh.npy"
+    extract(photos, "cae-wide", fresh, layer="conv1", pool="none", workers=0, batch_size=1)
+    np.testing.assert_allclose(load_features(out)[0], load_features(fresh)[0], rtol=0, atol=1e-6)
+    assert not partial.exists()
