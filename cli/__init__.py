@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sys
 import traceback
+import warnings
 
 from featkit.cli._common import err_console, state
-from featkit.errors import FeatkitError
+from featkit.errors import FeatkitError, FeatkitWarning
 
 __all__ = ["app", "main"]
 
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     from featkit.cli.app import app
 
     state.debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    warnings.showwarning = _show_warning
     try:
         result = app(args=argv, prog_name="featkit", standalone_mode=False)
         code = result if isinstance(result, int) else 0
@@ -58,6 +60,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         code = 1
     return _finish(code, argv)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings featkit raises on purpose are one ``warning:`` line; others keep their origin."""
+    text = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
+    if issubclass(category, FeatkitWarning):
+        err_console.print(f"warning: {text}", markup=False, soft_wrap=True)
+    else:
+        err_console.print(f"warning: {category.__name__}: {text} ({filename}:{lineno})", markup=False, soft_wrap=True)
 
 
 def _cli_exception_kind(exc: BaseException) -> str | None:

@@ -7,17 +7,20 @@ also accepts registry names (``timm:<model>``, ``pixels``, ``paper-cae``) for ba
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from featkit.encoders import AutoEncoder, create_encoder
-from featkit.errors import CheckpointError, FeatkitError
+from featkit.errors import CheckpointError, FeatkitError, FeatkitWarning
 from featkit.io import atomic_path, read_json
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "load_tensors",
+    "remove_stale_temp_files",
     "save_checkpoint",
     "save_model",
     "save_tensors",
@@ -52,9 +56,20 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
     for name, t in tensors.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise CheckpointError(f"{path}: refusing to write tensor '{name}' with NaN or infinite values")
-    meta = {"featkit": json.dumps(metadata or {})}
+    meta = {"featkit": json.dumps(metadata or {}), "sha256": _digest(tensors)}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
+
+
+def _digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes: safetensors has no checksum
+    of its own, so a flipped bit in the data would otherwise load silently."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -68,12 +83,14 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         tensors = load_file(str(path))
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as fh:
-            meta = json.loads((fh.metadata() or {}).get("featkit", "{}"))
+            header = fh.metadata() or {}
+        meta = json.loads(header.get("featkit", "{}"))
     except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({exc})") from exc
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({reason})") from exc
+    if "sha256" in header and header["sha256"] != _digest(tensors):
+        raise CheckpointError(f"{path}: corrupt checkpoint (its data does not match its SHA-256 checksum)")
     for name, t in tensors.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise CheckpointError(f"{path}: tensor '{name}' holds NaN or infinite values")
@@ -120,8 +137,9 @@ def save_checkpoint(
     """Write the training state to ``run_dir/checkpoint.safetensors``, keeping the one before.
 
     The new file is first written in full under a temporary name; then the current checkpoint
-    is renamed to ``checkpoint.prev.safetensors`` and the new one renamed into place, so a
-    complete checkpoint exists at every moment and the previous one survives as a fallback.
+    is linked (or copied) to ``checkpoint.prev.safetensors`` and the new one renamed over it,
+    so ``checkpoint.safetensors`` is complete at every moment, even under ``kill -9``, and the
+    previous one survives as a fallback.
 
     Args:
         run_dir: the run directory.
@@ -141,10 +159,25 @@ def save_checkpoint(
     path, previous = run_dir / CHECKPOINT_FILE, run_dir / PREVIOUS_CHECKPOINT_FILE
     staged = run_dir / f".{CHECKPOINT_FILE}.staged"
     save_tensors(staged, tensors, {**meta, "optimizer": opt_meta})
-    if path.exists():
-        os.replace(path, previous)
+    if path.exists():  # keep the newest in place while it becomes the previous one
+        with atomic_path(previous) as tmp:
+            tmp.unlink()
+            try:
+                os.link(path, tmp)
+            except OSError:
+                shutil.copyfile(path, tmp)
     os.replace(staged, path)
     return path
+
+
+def remove_stale_temp_files(run_dir: str | os.PathLike) -> list[Path]:
+    """Delete what interrupted writes left in ``run_dir`` (``.*.tmp``, a staged checkpoint);
+    returns the removed paths. Complete files are never touched."""
+    run_dir = Path(run_dir)
+    stale = [*run_dir.glob(".*.tmp"), *run_dir.glob("*/.*.tmp"), *run_dir.glob(f".{CHECKPOINT_FILE}.staged")]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def load_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -154,18 +187,25 @@ def load_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
         ``{"model": state_dict, "optimizer": state_dict, "rng": {name: tensor}, "meta": dict,
         "path": Path}``.
 
+    When the newest checkpoint is missing or corrupt (truncated, bit-flipped) and the previous
+    one is good, that one is used and a :class:`~featkit.errors.FeatkitWarning` says so.
+
     Raises:
-        CheckpointError: naming the file when it is missing or corrupt (and the previous
-            checkpoint, when there is one to fall back to).
+        CheckpointError: naming the files when neither checkpoint can be read.
     """
     run_dir = Path(run_dir)
-    path = run_dir / CHECKPOINT_FILE
+    path, previous = run_dir / CHECKPOINT_FILE, run_dir / PREVIOUS_CHECKPOINT_FILE
     try:
         tensors, meta = load_tensors(path)
     except CheckpointError as exc:
-        previous = run_dir / PREVIOUS_CHECKPOINT_FILE
-        hint = f"; the previous checkpoint {previous} is still there" if previous.is_file() else ""
-        raise CheckpointError(f"cannot resume {run_dir}: {exc}{hint}") from exc
+        if not previous.is_file():
+            raise CheckpointError(f"cannot resume {run_dir}: {exc}") from exc
+        try:
+            tensors, meta = load_tensors(previous)
+        except CheckpointError as older:
+            raise CheckpointError(f"cannot resume {run_dir}: {exc}; and {older}") from older
+        warnings.warn(FeatkitWarning(f"{exc}; resuming from the previous checkpoint {previous} instead"), stacklevel=2)
+        path = previous
     groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "optimizer": {}, "rng": {}}
     for name, value in tensors.items():
         kind, _, rest = name.partition("/")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "FeatkitError",
+    "FeatkitWarning",
     "UnknownNameError",
     "DuplicateNameError",
     "SpecError",
@@ -59,3 +60,8 @@ class OutputExistsError(FeatkitError, FileExistsError):
 
 class MatchError(FeatkitError, ValueError):
     """Images or options that ``featkit match`` cannot use (e.g. sizes far apart, a bad homography file)."""
+
+
+class FeatkitWarning(UserWarning):
+    """Something went wrong but featkit recovered (e.g. resumed from the previous checkpoint);
+    the CLI prints it as one ``warning:`` line."""

@@ -42,6 +42,7 @@ from featkit.checkpoint import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     load_checkpoint,
+    remove_stale_temp_files,
     save_checkpoint,
     save_model,
 )
@@ -49,7 +50,7 @@ from featkit.data import ImageRecord, epoch_plan, find_images, gather_crops, loa
 from featkit.encoders import AutoEncoder, create_encoder
 from featkit.errors import CheckpointError, FeatkitError, ImageError, NonFiniteLossError
 from featkit.io import ensure_new, read_json, write_json
-from featkit.losses import PAPER_SCALES, create_loss
+from featkit.losses import LOSSES, PAPER_SCALES, create_loss
 from featkit.losses.frequency import band_name
 
 __all__ = [
@@ -412,8 +413,11 @@ class _Trainer:
         self.world.sum_(sums)
         if not bool(torch.isfinite(sums).all()):
             name, value = next((n, v) for n, v in zip([*self.names, "total"], sums.tolist()) if not math.isfinite(v))
+            overall = self.epoch * self.steps_per_epoch + self.step + 1
+            origin = f" (from {LOSSES.get(name).source})" if name in LOSSES.names() else ""
             raise NonFiniteLossError(
-                f"loss term '{name}' became {value} at epoch {self.epoch + 1}, step {self.step + 1}; the update was "
+                f"loss term '{name}'{origin} became {value} at epoch {self.epoch + 1}, step {self.step + 1} "
+                f"(step {overall} overall); the update was "
                 f"not applied and the last good checkpoint is {self.run_dir / CHECKPOINT_FILE} (try a lower --lr)"
             )
         if self.world.size > 1:  # one all_reduce of every gradient, flattened
@@ -492,6 +496,7 @@ def train(config: TrainConfig, on_step: Callable[[TrainProgress], None] | None =
             world.on_main(lambda: _prepare_run_dir(run_dir, config.overwrite))
         trainer = _Trainer(config, run_dir, records, world, device)
         if config.resume is not None:
+            world.on_main(lambda: remove_stale_temp_files(run_dir))
             trainer.restore()
         if world.main:
             write_json(run_dir / CONFIG_FILE, _run_config(config, trainer, data_summary))

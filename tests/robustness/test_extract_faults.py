@@ -110,7 +110,7 @@ def test_kill_9_mid_extraction_then_resume(tmp_path, photos, earlier_output):
         "    return encode(*a, **k)\n"
         "e.encode_images = slow\n"
         "from featkit.cli import main\n"
-        "main(sys.argv[1:])\n"
+        "sys.exit(main(sys.argv[1:]))\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", slowed, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
