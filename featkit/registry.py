@@ -98,7 +98,11 @@ class Registry:
                 f"{self.kind} '{name}' is already registered by {self._entries[name].source}; "
                 f"choose another name. Registered {self.kinds}: {', '.join(sorted(self._entries))}"
             )
-        self._entries[name] = Entry(name, factory, summary or _summary(factory), self._source)
+        source = self._source
+        module = getattr(factory, "__module__", None) or ""
+        if source == BUILTIN_SOURCE and module.split(".")[0] != "featkit":
+            source = f"module {module}"  # registered by user code imported some other way
+        self._entries[name] = Entry(name, factory, summary or _summary(factory), source)
 
     def register_prefix(self, prefix: str, factory: Callable[..., Any]) -> None:
         """Route every name ``"<prefix>:<rest>"`` to ``factory(rest, **kwargs)``.

@@ -105,7 +105,7 @@ def test_register_loss_decorator_makes_name_usable(isolated_losses):
 
     assert "l1-test" in featkit.list_losses()
     entry = LOSSES.get("l1-test")
-    assert entry.summary == "Mean absolute error (a test loss)." and entry.source == "featkit"
+    assert entry.summary == "Mean absolute error (a test loss)." and entry.source == f"module {l1.__module__}"
     x, y = torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)
     total, parts = featkit.create_loss("pl+2*l1-test").evaluate(x, y)
     assert float(parts["l1-test"]) == 1.0 and float(total) == pytest.approx(1.5 + 2.0)
@@ -176,7 +176,7 @@ def test_plugin_colliding_with_builtin_is_reported_not_fatal():
     with patch("importlib.metadata.entry_points", return_value=eps):
         assert registry.names() == ["ok", "pl"]
     assert "already registered" in registry.plugin_errors["pl"]
-    assert registry.get("pl").source == "featkit"
+    assert registry.get("pl").source == f"module {_good_factory.__module__}"  # the first one stays
 
 
 # -- --plugin package.module -------------------------------------------------------------------------

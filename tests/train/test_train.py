@@ -127,7 +127,7 @@ if "test-nan" not in LOSSES:
 def test_nan_stops_the_run_and_keeps_the_good_checkpoint(fast_config):
     # 8 windows / 3 per step = 3 steps per epoch, one batch per step: call 5 is epoch 2, step 2
     config = fast_config(loss="test-nan", epochs=3, loss_options={"k": 5})
-    with pytest.raises(NonFiniteLossError, match=r"'test-nan' became nan at epoch 2, step 2"):
+    with pytest.raises(NonFiniteLossError, match=r"'test-nan' \(from module [\w.]+\) became nan at epoch 2, step 2 \(step 5 overall\)"):
         train(config)
     state = load_checkpoint(config.out)  # finite, else load_tensors raises
     assert state["meta"]["epoch"] == 1
