@@ -10,8 +10,7 @@ from featkit.cli._common import state
 from featkit.encoders import ENCODERS
 from featkit.losses import LOSSES
 from featkit.registry import import_plugin_module
-from featkit.cli.encoders import encoders
-from featkit.cli.losses import losses
+from featkit.cli.listing import encoders, losses
 from featkit.cli.match import match
 from featkit.cli.cluster import cluster
 from featkit.cli.evaluate import evaluate_app

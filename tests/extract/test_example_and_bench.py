@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts import ROOT, load_script
 
 
 @pytest.mark.slow
 def test_digits_example_tiny(capsys):
-    example = _load(ROOT / "examples" / "digits_features.py")
+    example = load_script(ROOT / "examples" / "digits_features.py")
     assert example.main(["--per-class", "6", "--steps", "2"]) == 0
     out = capsys.readouterr().out
     for row in ("trained CAE", "random-init CAE", "raw pixels", "mAP", "NMI"):

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts import ROOT, load_script
 
 
 @pytest.mark.slow
@@ -31,7 +22,7 @@ def test_bench_quick_prints_ratios():
 
 @pytest.mark.slow
 def test_reproduce_example_prints_the_table(tiny_folder, tmp_path, capsys):
-    module = _load(ROOT / "examples" / "reproduce_paper.py")
+    module = load_script(ROOT / "examples" / "reproduce_paper.py")
     out = tmp_path / "repro"
     argv = [str(tiny_folder), "--out", str(out), "--epochs", "1", "--max-side", "32", "--device", "cpu"]
     assert module.main(argv) == 0
