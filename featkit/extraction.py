@@ -42,6 +42,7 @@ from featkit.checkpoint import load_model
 from featkit.data import find_images, load_images, size_buckets
 from featkit.encoders import AutoEncoder
 from featkit.errors import FeatkitError, ImageError, OutputExistsError, ShapeError
+from featkit.devices import resolve_device
 from featkit.io import atomic_path, ensure_new, read_json, write_json
 
 __all__ = [
@@ -59,7 +60,6 @@ __all__ = [
     "merge_features",
     "parse_shard",
     "pool_maps",
-    "resolve_device",
 ]
 
 POOLS = ("avg", "max", "gem", "none")
@@ -142,23 +142,6 @@ def image_batches(
 
 
 # -- running the model ------------------------------------------------------------------------
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as given.
-
-    Raises:
-        FeatkitError: for a device torch does not know or that is not available.
-    """
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-    except RuntimeError as exc:
-        raise FeatkitError(f"unknown device '{device}' (expected auto, cpu, cuda, cuda:1 ...)") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FeatkitError(f"device '{device}' requested but CUDA is not available; use --device cpu")
-    return device
-
-
 def _fingerprint(model: AutoEncoder) -> str:
     """A short hash of the encoder's name, arguments and weights: equal means same features."""
     digest = hashlib.sha256(json.dumps(model.config, sort_keys=True, default=str).encode())

@@ -39,7 +39,8 @@ from skimage.transform import AffineTransform, ProjectiveTransform
 from featkit.data import load_images
 from featkit.encoders import AutoEncoder
 from featkit.errors import ImageError, MatchError
-from featkit.extraction import load_encoder, resolve_device
+from featkit.devices import resolve_device
+from featkit.extraction import load_encoder
 from featkit.io import ensure_new, write_json
 
 __all__ = [

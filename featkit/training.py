@@ -47,6 +47,7 @@ from featkit.checkpoint import (
     save_model,
 )
 from featkit.data import ImageRecord, epoch_plan, find_images, gather_crops, load_images, sample_images
+from featkit.devices import resolve_device
 from featkit.encoders import AutoEncoder, create_encoder
 from featkit.errors import CheckpointError, FeatkitError, ImageError, NonFiniteLossError
 from featkit.io import ensure_new, read_json, write_json
@@ -215,21 +216,6 @@ class TrainProgress:
 
 
 # -- set-up -------------------------------------------------------------------------------
-
-
-def _resolve_device(name: str, local_rank: int) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise TrainConfigError(f"invalid device '{name}'; use auto, cpu, cuda or cuda:N") from exc
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise TrainConfigError(f"device '{name}' asked for but CUDA is not available; use --device cpu")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-    return device
 
 
 def _default_run_dir(config: TrainConfig) -> Path:
@@ -484,7 +470,7 @@ def train(config: TrainConfig, on_step: Callable[[TrainProgress], None] | None =
     else:
         config = config.resolved()
         run_dir = Path(config.out) if config.out is not None else _default_run_dir(config)
-    device = _resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
+    device = resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
     world = _World(device)
     try:
         if world.size > 1 and config.out is None:
