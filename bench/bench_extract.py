@@ -79,7 +79,7 @@ def bench_extraction(tmp: Path, count: int, side: int, repeats: int, model: str 
         naive_extract(paths, model, tmp / "naive.npy")
         naive = min(naive, time.perf_counter() - t0)
         t0 = time.perf_counter()
-        featkit.extract(folder, model, tmp / f"featkit{side}.npy", workers=1, batch_size=64, overwrite=True)
+        featkit.extract(folder, model, tmp / f"featkit{side}.npy", batch_size=64, overwrite=True)
         fast = min(fast, time.perf_counter() - t0)
     same = np.allclose(np.load(tmp / "naive.npy"), np.load(tmp / f"featkit{side}.npy"), rtol=1e-4, atol=1e-6)
     print(
@@ -174,6 +174,7 @@ def bench_ivfpq(tmp: Path, n: int, queries: int, dim: int = 64) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Small sizes: a smoke run of every part.")
+    parser.add_argument("--only", choices=("extract", "search", "ivfpq"), help="Run one part only.")
     parser.add_argument("--ivfpq-child", nargs=3, metavar=("NPY", "QUERIES", "DIM"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.ivfpq_child:
@@ -182,15 +183,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        run = lambda part: args.only in (None, part)  # noqa: E731
         if args.quick:
-            bench_extraction(tmp, 24, 32, repeats=1)
-            bench_search(12_000, 100)
-            bench_ivfpq(tmp, 12_000, 50)
+            run("extract") and bench_extraction(tmp, 24, 32, repeats=1)
+            run("search") and bench_search(12_000, 100)
+            run("ivfpq") and bench_ivfpq(tmp, 12_000, 50)
         else:
-            bench_extraction(tmp, 400, 32, repeats=3)
-            bench_extraction(tmp, 100, 128, repeats=3)
-            bench_search(200_000, 2_000)
-            bench_ivfpq(tmp, 1_000_000, 1_000)
+            if run("extract"):
+                bench_extraction(tmp, 400, 32, repeats=3)
+                bench_extraction(tmp, 100, 128, repeats=3)
+            run("search") and bench_search(200_000, 2_000)
+            run("ivfpq") and bench_ivfpq(tmp, 1_000_000, 1_000)
     return 0
 
 

@@ -121,6 +121,13 @@ def _as_list(batch: list[LoadedImage]) -> list[LoadedImage]:
     return batch
 
 
+def default_workers() -> int:
+    """Decoding processes worth starting: none on a 2-core machine (a worker there only
+    competes with the network for the cores), else half the cores, at most 8."""
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else min(8, cores // 2)
+
+
 def image_batches(
     paths: Sequence[str | os.PathLike], *, batch_size: int = 16, workers: int = 0, max_side: int | None = None
 ) -> Iterator[list[LoadedImage]]:
@@ -220,7 +227,9 @@ def encode_images(
     device = next(iter(model.parameters()), torch.empty(0)).device
     out: list[np.ndarray | None] = [None] * len(images)
     for batch in size_buckets([tuple(im.shape[-2:]) for im in images], None):
-        maps = model.features(torch.stack([images[i] for i in batch]).to(device), layer)
+        # channels-last input: oneDNN's fast path for convolutions on the CPU (1.7x here)
+        stacked = torch.stack([images[i] for i in batch]).to(device).contiguous(memory_format=torch.channels_last)
+        maps = model.features(stacked, layer)
         rows = maps.permute(0, 2, 3, 1) if pool == "none" else pool_maps(maps, pool, grid)
         rows = rows.float().cpu().numpy()
         for i, r in zip(batch, rows):
@@ -459,7 +468,7 @@ def extract(
     pool: str = "avg",
     grid: int = 1,
     batch_size: int = 16,
-    workers: int = 1,
+    workers: int | None = None,
     device: str = "cpu",
     max_side: int | None = None,
     shard: str | tuple[int, int] | None = None,
@@ -478,7 +487,8 @@ def extract(
         pool: ``avg | max | gem`` (one row per image) or ``none`` (dense maps, see module doc).
         grid: pooling grid per side; ``D = C * grid**2``.
         batch_size: images decoded per DataLoader batch; equal sizes run through the model together.
-        workers: DataLoader worker processes decoding images (0: in this process).
+        workers: DataLoader worker processes decoding images (0: in this process); default
+            :func:`default_workers`.
         device: ``auto``, ``cpu``, ``cuda``, ...
         max_side: downscale larger images to this longer side; default keeps every resolution.
         shard: ``"i/n"`` or ``(i, n)``: only the ``i``-th of ``n`` contiguous slices of the
@@ -548,6 +558,7 @@ def extract(
         on_progress(start, len(paths))
     partial.open()
     try:
+        workers = default_workers() if workers is None else workers
         for batch in image_batches(paths[start:], batch_size=batch_size, workers=workers, max_side=max_side):
             good = [item for item in batch if item.image is not None]
             feats = iter(encode_images(net, [item.image for item in good], feature.name, pool, grid))
