@@ -55,14 +55,15 @@ def _global(
         import_plugin_module(module, [LOSSES, ENCODERS])
 
 
-app.command("losses")(losses)
-app.command("encoders")(encoders)
-app.command("match")(match)
+# In the order of the workflow: train, export features, use them; then the listings.
+app.command("train")(train)
+app.command("reproduce")(reproduce)
 app.command("extract")(extract)
 app.command("merge")(merge)
 app.command("index")(index)
 app.command("search")(search)
 app.command("cluster")(cluster)
 app.add_typer(evaluate_app, name="evaluate")
-app.command("train")(train)
-app.command("reproduce")(reproduce)
+app.command("match")(match)
+app.command("losses")(losses)
+app.command("encoders")(encoders)
