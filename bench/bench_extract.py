@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if run("extract"):
                 bench_extraction(tmp, 400, 32, repeats=3)
-                bench_extraction(tmp, 100, 128, repeats=3)
+                bench_extraction(tmp, 400, 128, repeats=3)
             run("search") and bench_search(200_000, 2_000)
             run("ivfpq") and bench_ivfpq(tmp, 1_000_000, 1_000)
     return 0

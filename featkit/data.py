@@ -27,6 +27,7 @@ __all__ = [
     "Crop",
     "ImageRecord",
     "epoch_plan",
+    "decode_image",
     "find_images",
     "gather_crops",
     "iter_batches",
@@ -90,7 +91,7 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
 def load_image(
     path: str | os.PathLike, *, max_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> torch.Tensor:
-    """Decode one image to RGB in [-1, 1].
+    """Decode one image to RGB in [-1, 1] (see :func:`decode_image`, which also gives its size).
 
     Args:
         path: an image file Pillow can read (first frame of animations).
@@ -99,6 +100,18 @@ def load_image(
 
     Returns:
         Float32 tensor of shape :math:`(3, H, W)` with values in [-1, 1].
+
+    Raises:
+        ImageError: naming the file and why it cannot be used.
+    """
+    return decode_image(path, max_side=max_side, max_pixels=max_pixels)[0]
+
+
+def decode_image(
+    path: str | os.PathLike, *, max_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """:func:`load_image` plus the ``(width, height)`` the file displays at (after EXIF
+    orientation, before any ``max_side`` resize), from one decode.
 
     Raises:
         ImageError: naming the file and why it cannot be used.
@@ -116,6 +129,7 @@ def load_image(
                 img.seek(0)
                 img.load()
                 img = ImageOps.exif_transpose(img)
+                original_size = img.size
                 if max_side is not None and max(img.size) > max_side:
                     scale = max_side / max(img.size)
                     size = (max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale)))
@@ -133,7 +147,7 @@ def load_image(
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{path}: cannot decode ({exc})") from exc
     tensor = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
-    return tensor * 2.0 - 1.0
+    return tensor * 2.0 - 1.0, original_size
 
 
 @dataclass(frozen=True)
@@ -151,13 +165,6 @@ class ImageRecord:
     original_size: tuple[int, int]
 
 
-def _original_size(path: Path) -> tuple[int, int]:
-    with Image.open(path) as img:
-        transposed = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
-        w, h = img.size
-    return (h, w) if transposed else (w, h)
-
-
 def load_images(
     paths: Iterable[str | os.PathLike], *, max_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[list[ImageRecord], list[tuple[Path, str]]]:
@@ -171,8 +178,8 @@ def load_images(
     for p in paths:
         p = Path(p)
         try:
-            image = load_image(p, max_side=max_side, max_pixels=max_pixels)
-            records.append(ImageRecord(p, image, _original_size(p)))
+            image, original_size = decode_image(p, max_side=max_side, max_pixels=max_pixels)
+            records.append(ImageRecord(p, image, original_size))
         except ImageError as exc:
             skipped.append((p, str(exc).removeprefix(f"{p}: ")))
     return records, skipped
