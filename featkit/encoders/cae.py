@@ -97,7 +97,7 @@ class ConvAutoEncoder(AutoEncoder):
         maps: dict[str, torch.Tensor] = {}
         sizes = [x.shape[-2:]]
         for i, conv in enumerate(self.encoder, start=1):
-            x = F.relu(conv(x))
+            x = F.relu(conv(x), inplace=True)  # a fresh conv output: no copy needed
             sizes.append(x.shape[-2:])
             maps[f"conv{i}"] = x
             if wanted is not None and wanted <= maps.keys():
@@ -107,7 +107,7 @@ class ConvAutoEncoder(AutoEncoder):
             i = depth - 1 - j  # mirrors encoder layer i + 1, restores the size of layer i
             if self.strides[i] != 1:
                 x = F.interpolate(x, size=tuple(sizes[i]), mode="bilinear", align_corners=False)
-            x = F.relu(conv(x))
+            x = F.relu(conv(x), inplace=True)
             maps[f"deconv{i}"] = x
             if wanted is not None and wanted <= maps.keys():
                 return None, {k: maps[k] for k in wanted}
