@@ -2,8 +2,14 @@
 
 Public verbs (the CLI calls the same functions)::
 
-    loss = featkit.create_loss("pl+sfl")          # eq. 7 of the paper
-    model = featkit.create_encoder("paper-cae")    # Table 1
+    loss = featkit.create_loss("pl+sfl")                      # eq. 7 of the paper
+    model = featkit.create_encoder("paper-cae")                # Table 1
+    run = featkit.train(featkit.TrainConfig(data="photos/"))  # featkit train
+    featkit.extract("photos/", run, "feats.npy")              # featkit extract
+    featkit.build_index("feats.npy", "feats.faiss")           # featkit index
+    featkit.search("feats.faiss", ["query.jpg"], k=10)        # featkit search
+    featkit.cluster("feats.npy", 8)                           # featkit cluster
+    featkit.match("a.jpg", "b.jpg", run)                      # featkit match
 """
 
 from featkit.encoders import create_encoder, list_encoders, register_encoder
