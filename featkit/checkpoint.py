@@ -53,12 +53,17 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
             written, so a non-finite checkpoint never reaches the disk).
     """
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    for name, t in tensors.items():
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise CheckpointError(f"{path}: refusing to write tensor '{name}' with NaN or infinite values")
+    bad = _first_non_finite(tensors)
+    if bad is not None:
+        raise CheckpointError(f"{path}: refusing to write tensor '{bad}' with NaN or infinite values")
     meta = {"featkit": json.dumps(metadata or {}), "sha256": _digest(tensors)}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
+
+
+def _first_non_finite(tensors: dict[str, torch.Tensor]) -> str | None:
+    """Name of the first floating-point tensor holding NaN or infinity, else ``None``."""
+    return next((n for n, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
 
 
 def _digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -91,9 +96,9 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({reason})") from exc
     if "sha256" in header and header["sha256"] != _digest(tensors):
         raise CheckpointError(f"{path}: corrupt checkpoint (its data does not match its SHA-256 checksum)")
-    for name, t in tensors.items():
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise CheckpointError(f"{path}: tensor '{name}' holds NaN or infinite values")
+    bad = _first_non_finite(tensors)
+    if bad is not None:
+        raise CheckpointError(f"{path}: tensor '{bad}' holds NaN or infinite values")
     return tensors, meta
 
 

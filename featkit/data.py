@@ -21,6 +21,7 @@ import torch
 from PIL import Image, ImageFile, ImageOps
 
 from featkit.errors import ImageError
+from featkit.io import atomic_path
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -243,9 +244,8 @@ def sample_images() -> Path:
     for src in sources:
         dst = folder / src.name
         if src.exists() and not dst.exists():
-            tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dst)
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(src, tmp)
     return folder
 
 
