@@ -7,7 +7,13 @@ pl+sfl). Run it in the background and read the two tables it prints:
 
     nohup python bench/paper_preset.py --out runs/paper-vs-fast > paper-vs-fast.log 2>&1 &
 
-``--epochs N`` shortens the paper preset for a trial. The fast preset "reaches the paper
+``--epochs N`` shortens the paper preset for a trial. ``--resume`` picks up where an interrupted
+run stopped; on a 2-core machine the two paper runs go faster as two one-thread processes:
+
+    OMP_NUM_THREADS=1 featkit train --preset paper --loss pl --max-side 300 --checkpoint-every 50 \
+        --out runs/paper-vs-fast/paper/pl --quiet &
+    (the same with --loss pl+sfl and .../paper/pl+sfl), then
+    python bench/paper_preset.py --out runs/paper-vs-fast --resume The fast preset "reaches the paper
 preset's quality in a fraction of the time" when every number of its pl+sfl row is at most the
 paper preset's, and its time is a fraction of it; the script prints both checks.
 """
@@ -27,11 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/paper-vs-fast")
     parser.add_argument("--epochs", type=int, default=None, help="epochs of the paper preset (default 2000)")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--resume", action="store_true", help="reuse finished runs in --out, continue unfinished ones")
     args = parser.parse_args(argv)
     results = {}
     for preset, epochs in (("fast", None), ("paper", args.epochs)):
         config = TrainConfig(preset=preset, epochs=epochs, checkpoint_every=50 if preset == "paper" else 1)
-        results[preset] = reproduce(Path(args.out) / preset, config=config, overwrite=args.overwrite)
+        results[preset] = reproduce(Path(args.out) / preset, config=config, overwrite=args.overwrite, resume=args.resume)
         print(f"## preset {preset}\n{format_table(results[preset])}\n", flush=True)
     fast, paper = results["fast"], results["paper"]
     time_fast = sum(fast["seconds"].values())

@@ -24,6 +24,7 @@ def reproduce(
     device: DeviceOpt = "auto",
     quiet: QuietOpt = False,
     overwrite: OverwriteOpt = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Finish an interrupted OUT: reuse finished runs, continue the others.")] = False,
 ) -> None:
     """Train pl and pl+sfl with the same seed and print the per-band SFL beside the paper's."""
 
@@ -34,6 +35,6 @@ def reproduce(
                               markup=False, highlight=False, soft_wrap=True)  # fmt: skip
 
     config = TrainConfig(data=None if folder is None else str(folder), preset=preset, epochs=epochs, seed=seed, device=device)
-    result = run_reproduce(out, config=config, max_side=max_side, overwrite=overwrite, on_step=log)
+    result = run_reproduce(out, config=config, max_side=max_side, overwrite=overwrite, resume=resume, on_step=log)
     out_console.print(format_table(result), markup=False, highlight=False, soft_wrap=True)
     out_console.print(f"figure: {result['figure']}", markup=False, highlight=False, soft_wrap=True)

@@ -16,11 +16,12 @@ from typing import Any
 
 import torch
 
-from featkit.checkpoint import load_model
+from featkit.checkpoint import CONFIG_FILE, load_model
+from featkit.errors import CheckpointError
 from featkit.data import load_images
 from featkit.io import ensure_new, read_json, write_json
 from featkit.plots import plot_side_by_side
-from featkit.training import PROBE_COMPONENTS, TrainConfig, TrainProgress, train
+from featkit.training import PROBE_COMPONENTS, RESUMABLE_SETTINGS, TrainConfig, TrainProgress, train
 
 __all__ = ["PAPER_RESULTS", "TARGETS", "format_table", "reproduce"]
 
@@ -40,6 +41,7 @@ def reproduce(
     max_side: int = 300,
     figure_images: int = 4,
     overwrite: bool = False,
+    resume: bool = False,
     on_step: Callable[[str, TrainProgress], None] | None = None,
 ) -> dict[str, Any]:
     """Train ``pl`` and ``pl+sfl`` with identical settings and compare them.
@@ -52,6 +54,10 @@ def reproduce(
         max_side: longer image side, 300 as in the paper.
         figure_images: images in the side-by-side figure.
         overwrite: replace an existing ``out``.
+        resume: continue an interrupted ``out``: a finished run is reused, an unfinished one
+            continues from its checkpoint, a missing one starts. Long runs (the paper preset
+            takes hours on a CPU) can so be stopped and restarted, or trained in parallel
+            processes with ``featkit train --out OUT/<spec>`` and assembled here.
         on_step: called as ``on_step(loss_spec, progress)``.
 
     Returns:
@@ -60,13 +66,14 @@ def reproduce(
     """
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = Path(out) if out is not None else Path("runs") / f"reproduce-{stamp}"
-    ensure_new(out / "results.json", overwrite=overwrite)
+    if not resume:
+        ensure_new(out / "results.json", overwrite=overwrite, hint="pass --overwrite to replace it, --resume to finish it,")
     base = config or TrainConfig()
     runs, final, seconds = {}, {}, {}
     for spec in ("pl", "pl+sfl"):
         run_config = dataclasses.replace(base, loss=spec, out=str(out / spec), max_side=max_side, overwrite=overwrite)
         step = None if on_step is None else (lambda p, spec=spec: on_step(spec, p))
-        runs[spec] = train(run_config, on_step=step)
+        runs[spec] = _train_or_continue(run_config, step) if resume else train(run_config, on_step=step)
         summary = read_json(runs[spec] / "summary.json")
         final[spec], seconds[spec] = summary["final"], summary["seconds"]
     ratios = {k: final["pl"][k] / final["pl+sfl"][k] for k in PROBE_COMPONENTS}
@@ -85,6 +92,25 @@ def reproduce(
     }
     write_json(out / "results.json", result)
     return result
+
+
+def _train_or_continue(config: TrainConfig, on_step: Callable[[TrainProgress], None] | None) -> Path:
+    """Train ``config`` unless ``config.out`` already holds it: reuse it when finished, else resume it."""
+    run_dir = Path(config.out)
+    if not (run_dir / CONFIG_FILE).is_file():
+        return train(config, on_step=on_step)
+    wanted = config.resolved().to_dict()
+    stored = read_json(run_dir / CONFIG_FILE)["train"]
+    differing = sorted(k for k in wanted if k not in (*RESUMABLE_SETTINGS, "out") and stored.get(k) != wanted[k])
+    if differing:
+        raise CheckpointError(
+            f"cannot resume {run_dir}: it was trained with other settings "
+            f"({', '.join(f'{k}={stored.get(k)!r}, not {wanted[k]!r}' for k in differing)})"
+        )
+    summary = run_dir / "summary.json"
+    if summary.is_file() and read_json(summary)["epochs"] >= wanted["epochs"]:
+        return run_dir
+    return train(dataclasses.replace(config, resume=str(run_dir)), on_step=on_step)
 
 
 def _figure(runs: dict[str, Path], path: Path, count: int) -> Path:

@@ -57,6 +57,7 @@ from featkit.losses.frequency import band_name
 __all__ = [
     "PRESETS",
     "PROBE_COMPONENTS",
+    "RESUMABLE_SETTINGS",
     "TrainConfig",
     "TrainConfigError",
     "TrainProgress",
@@ -82,7 +83,7 @@ PROBE_COMPONENTS = ("pl", *(band_name(s) for s in PAPER_SCALES))
 _OPTIMIZERS = ("sgd", "adam", "adamw")
 _SCHEDULES = ("constant", "cosine")
 #: Settings a resumed run may change without breaking exact continuation.
-_RESUMABLE = ("epochs", "device", "amp")
+RESUMABLE_SETTINGS = ("epochs", "device", "amp")
 
 
 class TrainConfigError(FeatkitError, ValueError):
@@ -504,7 +505,7 @@ def _resumed_config(requested: TrainConfig) -> TrainConfig:
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"cannot resume {run_dir}: unreadable {path} ({exc})") from exc
     defaults = TrainConfig()
-    changes = {k: getattr(requested, k) for k in _RESUMABLE if getattr(requested, k) != getattr(defaults, k)}
+    changes = {k: getattr(requested, k) for k in RESUMABLE_SETTINGS if getattr(requested, k) != getattr(defaults, k)}
     return dataclasses.replace(stored, **changes, resume=str(run_dir), out=str(run_dir)).resolved()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -31,3 +32,24 @@ def test_reproduce_example_prints_the_table(tiny_folder, tmp_path, capsys):
     result = json.loads((out / "results.json").read_text())
     assert set(result["final"]) == {"pl", "pl+sfl"} and (out / "reconstructions.png").is_file()
     assert result["settings"]["max_side"] == 32
+
+
+def test_reproduce_resume_reuses_finished_runs_and_extends_the_rest(fast_config, tmp_path):
+    from featkit.errors import CheckpointError
+    from featkit.io import read_json
+    from featkit.reproduce import reproduce
+    from featkit.training import train
+
+    out = tmp_path / "repro"
+    config = fast_config(epochs=2, out=None)
+    finished = train(dataclasses.replace(config, loss="pl", out=str(out / "pl"), max_side=32))
+    before = (finished / "model.safetensors").read_bytes()
+    train(dataclasses.replace(config, loss="pl+sfl", out=str(out / "pl+sfl"), max_side=32, epochs=1))
+
+    result = reproduce(out, config=config, max_side=32, resume=True)
+    assert (finished / "model.safetensors").read_bytes() == before  # reused, not retrained
+    assert read_json(out / "pl+sfl" / "summary.json")["epochs"] == 2  # continued to the wanted epochs
+    assert set(result["ratios"]) == {"pl", "sfl/0.8", "sfl/1.6", "sfl/3.2"}
+
+    with pytest.raises(CheckpointError, match="other settings .*lr"):
+        reproduce(out, config=dataclasses.replace(config, lr=0.5), max_side=32, resume=True)
