@@ -17,6 +17,7 @@ from featkit.ops.filters import (
     log_kernel1d_pair,
     log_kernel2d,
     log_transfer,
+    min_grid,
     LoGFilterBank,
 )
 
@@ -39,4 +40,5 @@ __all__ = [
     "log_kernel1d_pair",
     "log_kernel2d",
     "log_transfer",
+    "min_grid",
 ]

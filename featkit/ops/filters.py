@@ -13,8 +13,10 @@ and ``h(t) = (t^2 / sigma^2 - 1) g(t)``, so its 2-D DFT is a sum of two outer pr
 DFTs. The Difference-of-Gaussians bank of the author's 2026 formulation is built the same way
 from separable Gaussians.
 
-Filter banks (:class:`LoGFilterBank`, :class:`DoGFilterBank`) run in the frequency domain: pad
-once by the largest radius, one FFT per channel, one inverse FFT per band, crop. That equals
+Filter banks (:class:`LoGFilterBank`, :class:`DoGFilterBank`) run in the frequency domain: one
+FFT per channel on a grid that holds the image and the largest kernel's reach, one inverse
+FFT per band, crop. Zero padding needs no padded copy: the grid's own zero fill is the
+padding, so the grid is only ``H + r`` (``H + 2r`` for the other border modes). That equals
 direct correlation with the sampled kernels to float rounding, at a cost that does not grow
 with the kernel size (27 taps for the paper's LoG, 155 for the DoG's largest Gaussian).
 :func:`filter2d` is the direct (dense) form, for one kernel.
@@ -49,6 +51,7 @@ __all__ = [
     "log_kernel1d_pair",
     "log_kernel2d",
     "log_transfer",
+    "min_grid",
 ]
 
 #: Border handling accepted by the filters: ``zeros`` is the paper's (a conv layer's padding).
@@ -143,9 +146,13 @@ def log_kernel2d(
     return (-(2.0 - r2 / sigma**2) * g).to(dtype)
 
 
-def _pad(x: torch.Tensor, pad_y: int, pad_x: int, padding_mode: str) -> torch.Tensor:
+def _check_padding_mode(padding_mode: str) -> None:
     if padding_mode not in PADDING_MODES:
         raise ValueError(f"invalid padding mode '{padding_mode}'. Expected one of {PADDING_MODES}")
+
+
+def _pad(x: torch.Tensor, pad_y: int, pad_x: int, padding_mode: str) -> torch.Tensor:
+    _check_padding_mode(padding_mode)
     pads = (pad_x, pad_x, pad_y, pad_y)
     if padding_mode == "zeros":
         return F.pad(x, pads)
@@ -193,19 +200,24 @@ def dog_scales(base: float = 0.6, radix: float = 2.0, num_subbands: int = 7) -> 
 
 
 def fft_size(n: int) -> int:
-    """Smallest ``m >= n`` whose only prime factors are 2, 3, 5 and 7 (a fast FFT length).
+    """Smallest ``m >= n`` that is a power of two times at most three factors 3, 5 or 7.
+
+    Every 7-smooth length is fast in big-O terms, but pocketfft's radix-3, 5 and 7 passes cost
+    more per element than its radix-2 and 4 ones: a 315 x 315 (3 x 3 x 5 x 7) transform takes
+    about 1.6x as long as a 320 x 320 one here (``bench/bench_losses.py`` uses such grids).
 
     Examples:
-        >>> fft_size(326), fft_size(454)
-        (336, 480)
+        >>> fft_size(313), fft_size(326), fft_size(454)
+        (320, 336, 480)
     """
     m = max(int(n), 1)
     while True:
-        rest = m
-        for p in (2, 3, 5, 7):
+        rest, odd_factors = m, 0
+        for p in (3, 5, 7):
             while rest % p == 0:
                 rest //= p
-        if rest == 1:
+                odd_factors += 1
+        if odd_factors <= 3 and rest & (rest - 1) == 0:
             return m
         m += 1
 
@@ -303,29 +315,60 @@ def fft_filter_bank(
 ) -> torch.Tensor:
     """Filter every channel with S kernels of radius at most ``radius``, keeping the size.
 
-    The image is padded by ``radius`` with ``padding_mode``, zero-filled up to ``grid`` and
-    transformed once; each band is one inverse FFT. The crop only reads samples within
-    ``radius`` of the image, so neither the fill nor circular wrap-around reaches it: the
-    result equals direct correlation with the kernels to float rounding.
+    The image (padded by ``radius`` with ``padding_mode``, unless that is ``zeros``) is
+    zero-filled up to ``grid`` and transformed once; each band is one inverse FFT. The crop
+    only reads samples within ``radius`` of the image, which the grid holds without circular
+    wrap-around: the result equals direct correlation with the kernels to float rounding.
 
     Args:
         x: images of shape :math:`(N, C, H, W)`.
         transfer: :math:`(S, G_h, G_w // 2 + 1)` from :func:`log_transfer` or :func:`dog_transfer`.
-        grid: ``(G_h, G_w)``, at least ``(H + 2 radius, W + 2 radius)``.
+        grid: ``(G_h, G_w)``, at least :func:`min_grid` of the image size.
         radius: half the size of the largest kernel.
         padding_mode: one of :data:`PADDING_MODES`.
 
     Returns:
         Tensor of shape :math:`(N, C, S, H, W)`.
     """
+    _check_grid(x, grid, radius, padding_mode)
     return _filter_bank(x, _pairs(transfer), grid, radius, padding_mode)
+
+
+def min_grid(size: tuple[int, int], radius: int, padding_mode: str) -> tuple[int, int]:
+    """Smallest FFT grid (:func:`fft_size` per side) that filters an ``(H, W)`` image with
+    kernels of ``radius`` without wrap-around: ``H + r`` for ``zeros`` padding (the grid's
+    zero fill is the padding; at least the kernel's ``2r + 1``), ``H + 2r`` for the border
+    modes that need a padded copy.
+
+    Examples:
+        >>> min_grid((300, 300), 13, "zeros"), min_grid((300, 300), 13, "reflect")
+        ((320, 320), (336, 336))
+    """
+    reach = radius if padding_mode == "zeros" else 2 * radius
+    return tuple(fft_size(max(n + reach, 2 * radius + 1)) for n in size)
+
+
+def _check_grid(x: torch.Tensor, grid: tuple[int, int], radius: int, padding_mode: str) -> None:
+    _check_padding_mode(padding_mode)
+    needed = min_grid(tuple(x.shape[-2:]), radius, padding_mode)
+    if grid[0] < needed[0] or grid[1] < needed[1]:
+        raise ShapeError(f"FFT grid {tuple(grid)} is too small for images {tuple(x.shape[-2:])} and radius {radius}: need {needed}")
+
+
+def _placed(x: torch.Tensor, radius: int, padding_mode: str) -> tuple[torch.Tensor, int]:
+    """The array to transform and where the image starts in it: ``x`` itself at 0 for zero
+    padding, else ``x`` padded by ``radius`` (the image then starts at ``radius``)."""
+    if padding_mode == "zeros":
+        return x, 0
+    return _pad(x, radius, radius, padding_mode), radius
 
 
 def _filter_bank(
     x: torch.Tensor, pairs: torch.Tensor, grid: tuple[int, int], radius: int, padding_mode: str
 ) -> torch.Tensor:
-    spectrum = _embedded_spectrum(_pad(x, radius, radius, padding_mode), grid)
-    return _crop_inverse(_filter_spectrum(spectrum, pairs), grid, radius, tuple(x.shape[-2:]))
+    placed, start = _placed(x, radius, padding_mode)
+    spectrum = _embedded_spectrum(placed, grid)
+    return _crop_inverse(_filter_spectrum(spectrum, pairs), grid, start, tuple(x.shape[-2:]))
 
 
 def _filter_spectrum(spectrum: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
@@ -345,13 +388,15 @@ def _pairs(transfer: torch.Tensor) -> torch.Tensor:
 
 
 def _crop_inverse(
-    spectra: torch.Tensor, grid: tuple[int, int], radius: int, size: tuple[int, int]
+    spectra: torch.Tensor, grid: tuple[int, int], start: int, size: tuple[int, int]
 ) -> torch.Tensor:
     """Inverse of :func:`torch.fft.rfft2` on ``grid``, computing only the rows and columns of
-    the crop ``[radius : radius + H, radius : radius + W]``: (..., Gh, Gw') -> (..., H, W)."""
+    the circular crop of ``size`` that starts at ``(start, start)`` (negative wraps around):
+    (..., Gh, Gw') -> (..., H, W)."""
     h, w = size
-    rows = torch.fft.ifft(spectra, dim=-2)[..., radius : radius + h, :]
-    return torch.fft.irfft(rows, n=grid[1], dim=-1)[..., radius : radius + w]
+    # the column transform leaves its result column-major; the row transform reads rows faster
+    rows = _circular_window(torch.fft.ifft(spectra, dim=-2), start, h, -2).contiguous()
+    return _circular_window(torch.fft.irfft(rows, n=grid[1], dim=-1), start, w, -1)
 
 
 def _embedded_spectrum(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -363,44 +408,45 @@ class _BandEnergy(torch.autograd.Function):
     """Energies of the cropped bands, with a backward that is one more frequency-domain filter.
 
     Every band is a circular convolution on the FFT grid with a symmetric kernel, hence
-    self-adjoint, and the crop commutes with a circular shift; so the gradient with respect to
-    the padded image is ``irfft2(sum_s T_s rfft2(2 g_s b_s))`` shifted by the radius: S forward
-    FFTs and one inverse, computed band by band so the intermediates stay in cache.
+    self-adjoint; so the gradient with respect to the transformed array is the crop at
+    ``-start`` of ``irfft2(sum_s T_s rfft2(2 g_s b_s))``, with each band ``b_s`` placed at the
+    origin: S forward FFTs and one inverse, computed band by band so the intermediates stay in
+    cache.
     """
 
     @staticmethod
-    def forward(ctx, padded, pairs, grid, radius, size):  # noqa: D102
-        spectrum = torch.view_as_real(_embedded_spectrum(padded, grid))
-        # one band at a time, squared and summed while it is in cache
+    def forward(ctx, placed, pairs, grid, start, size):  # noqa: D102
+        spectrum = torch.view_as_real(_embedded_spectrum(placed, grid))
         bands = [
-            _crop_inverse(torch.view_as_complex(spectrum * pair), grid, radius, size)
+            _crop_inverse(torch.view_as_complex(spectrum * pair), grid, start, size)
             for pair in pairs.unbind()
         ]
         ctx.save_for_backward(pairs, *bands)
-        ctx.geometry = (grid, radius, tuple(padded.shape[-2:]))
+        ctx.geometry = (grid, start, tuple(placed.shape[-2:]))
         return torch.stack([band.square().sum(dim=(1, 2, 3)) for band in bands], dim=1)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):  # noqa: D102
         pairs, *bands = ctx.saved_tensors
-        grid, radius, (ph, pw) = ctx.geometry
+        grid, start, size = ctx.geometry
         total = None
         for s, (band, pair) in enumerate(zip(bands, pairs.unbind())):
             weighted = band * (2.0 * grad[:, s, None, None, None])
             term = torch.view_as_real(_embedded_spectrum(weighted, grid)).mul_(pair)
             total = term if total is None else total.add_(term)
-        full = torch.fft.irfft2(torch.view_as_complex(total), s=grid)  # bands placed at (0, 0) ...
-        return _shifted_window(_shifted_window(full, radius, ph, -2), radius, pw, -1), None, None, None, None
+        return _crop_inverse(torch.view_as_complex(total), grid, -start, size), None, None, None, None
 
 
-def _shifted_window(x: torch.Tensor, shift: int, length: int, dim: int) -> torch.Tensor:
-    """``x`` circularly shifted by ``shift`` along ``dim``, first ``length`` entries: index
-    ``(i - shift) mod G`` for ``i < length``, by slicing (a gather is several times slower)."""
-    if shift == 0:
-        return x.narrow(dim, 0, length)
+def _circular_window(x: torch.Tensor, start: int, length: int, dim: int) -> torch.Tensor:
+    """Entries ``(start + i) mod G`` for ``i < length`` along ``dim`` of size ``G``, by slicing
+    (a gather is several times slower)."""
     size = x.shape[dim]
-    return torch.cat([x.narrow(dim, size - shift, shift), x.narrow(dim, 0, length - shift)], dim=dim)
+    start %= size
+    if start + length <= size:
+        return x.narrow(dim, start, length)
+    head = size - start
+    return torch.cat([x.narrow(dim, start, head), x.narrow(dim, 0, length - head)], dim=dim)
 
 
 def fft_band_energy(
@@ -413,15 +459,15 @@ def fft_band_energy(
     Returns:
         Tensor of shape :math:`(N, S)`.
     """
+    _check_grid(x, grid, radius, padding_mode)
     return _band_energy(x, _pairs(transfer), grid, radius, padding_mode)
 
 
 def _band_energy(
     x: torch.Tensor, pairs: torch.Tensor, grid: tuple[int, int], radius: int, padding_mode: str
 ) -> torch.Tensor:
-    return _BandEnergy.apply(
-        _pad(x, radius, radius, padding_mode), pairs, grid, radius, tuple(x.shape[-2:])
-    )
+    placed, start = _placed(x, radius, padding_mode)
+    return _BandEnergy.apply(placed, pairs, grid, start, tuple(x.shape[-2:]))
 
 
 @dataclass(frozen=True)
@@ -434,17 +480,16 @@ class _Group:
     grid: tuple[int, int]
 
 
-def _plan_groups(radii: Sequence[int], size: tuple[int, int]) -> list[_Group]:
+def _plan_groups(radii: Sequence[int], size: tuple[int, int], padding_mode: str) -> list[_Group]:
     """Split bands into runs of consecutive bands that share an FFT grid.
 
     A small kernel does not need the grid of the largest one, but each extra grid costs one
     more transform of the image each way. Starting from one run per grid, adjacent runs merge
     while that lowers the cost ``sum(grid area x (bands + 1))``.
     """
-    h, w = size
 
     def grid(r: int) -> tuple[int, int]:
-        return fft_size(h + 2 * r), fft_size(w + 2 * r)
+        return min_grid(size, r, padding_mode)
 
     def radius(run: list[int]) -> int:
         return max(radii[i] for i in run)
@@ -482,10 +527,7 @@ class _FFTFilterBank(nn.Module):
 
     def __init__(self, padding_mode: str) -> None:
         super().__init__()
-        if padding_mode not in PADDING_MODES:
-            raise ValueError(
-                f"invalid padding mode '{padding_mode}'. Expected one of {PADDING_MODES}"
-            )
+        _check_padding_mode(padding_mode)
         self.padding_mode = padding_mode
         self._cache: dict[tuple, list[tuple[_Group, torch.Tensor]]] = {}
 
@@ -501,7 +543,7 @@ class _FFTFilterBank(nn.Module):
             if len(self._cache) >= self._CACHE_SIZE:
                 self._cache.pop(next(iter(self._cache)))
             plan = []
-            for group in _plan_groups(self.radii, key[0]):
+            for group in _plan_groups(self.radii, key[0], self.padding_mode):
                 transfer = self.build_transfer(
                     range(group.start, group.stop), group.grid, x.device, x.dtype
                 )
