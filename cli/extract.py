@@ -25,7 +25,7 @@ def extract(
     shard: Annotated[Optional[str], typer.Option("--shard", help="i/n: only the i-th of n slices of the sorted file list (1-based); join with `featkit merge`.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run with the same settings.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images decoded per batch; equal sizes run together.")] = 16,
-    workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Processes decoding images (0: decoding threads in this process; default: 0 on <= 2 cores, else half the cores).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Processes decoding images (0: none; default: none on <= 2 cores, else half the cores).")] = None,
     device: DeviceOpt = "auto",
     max_side: Annotated[Optional[int], typer.Option("--max-side", min=1, help="Downscale images whose longer side is larger (default: keep every resolution).")] = None,
     overwrite: OverwriteOpt = False,

@@ -28,9 +28,7 @@ import json
 import os
 import shutil
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,63 +125,30 @@ def _as_list(batch: list[LoadedImage]) -> list[LoadedImage]:
 
 
 def default_workers() -> int:
-    """Decoding processes worth starting: none on a 2-core machine (decoding threads in this
-    process do the job there, see :func:`image_batches`), else half the cores, at most 8."""
+    """Decoding processes worth starting: none on a 2-core machine (a worker there only
+    competes with the network for the cores), else half the cores, at most 8."""
     cores = os.cpu_count() or 1
     return 0 if cores <= 2 else min(8, cores // 2)
 
 
 def image_batches(
-    paths: Sequence[str | os.PathLike],
-    *,
-    batch_size: int = 16,
-    workers: int = 0,
-    max_side: int | None = None,
-    threads: int | None = None,
+    paths: Sequence[str | os.PathLike], *, batch_size: int = 16, workers: int = 0, max_side: int | None = None
 ) -> Iterator[list[LoadedImage]]:
-    """Decode files in the background, in order, ``batch_size`` at a time.
-
-    With ``workers > 0`` a DataLoader decodes in that many processes. With ``workers == 0``
-    the decoding runs on ``threads`` threads of this process (default: one per core, at
-    most 4): Pillow and the array conversions release the GIL, so the next images decode
-    while the network runs on the current batch, with no process start-up and no copy of
-    every image between processes.
+    """Decode files in ``workers`` background processes, in order, ``batch_size`` at a time.
 
     Batches are lists because images keep their own sizes; see :func:`encode_images` for
     running a model on them. Memory holds at most a few batches whatever ``len(paths)``.
     """
-    if batch_size < 1 or workers < 0 or (threads is not None and threads < 1):
-        raise FeatkitError(
-            f"batch_size must be >= 1, workers >= 0 and threads >= 1, got {batch_size}, {workers} and {threads}"
-        )
-    dataset = ImageFiles(paths, max_side)
-    if workers == 0:
-        yield from _decoded_in_threads(dataset, batch_size, threads or min(4, os.cpu_count() or 1))
-        return
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_as_list)
+    if batch_size < 1 or workers < 0:
+        raise FeatkitError(f"batch_size must be >= 1 and workers >= 0, got {batch_size} and {workers}")
+    loader = DataLoader(
+        ImageFiles(paths, max_side),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=_as_list,
+    )
     yield from loader
-
-
-def _decoded_in_threads(dataset: ImageFiles, batch_size: int, threads: int) -> Iterator[list[LoadedImage]]:
-    """``dataset`` in order and in batches, decoded at most two batches ahead by a thread pool."""
-    ahead = 2 * batch_size
-    with ThreadPoolExecutor(threads, thread_name_prefix="featkit-decode") as pool:
-        pending: deque[Future[LoadedImage]] = deque()
-        submitted, batch = 0, []
-        try:
-            while pending or submitted < len(dataset):
-                while submitted < len(dataset) and len(pending) < ahead:
-                    pending.append(pool.submit(dataset.__getitem__, submitted))
-                    submitted += 1
-                batch.append(pending.popleft().result())
-                if len(batch) == batch_size:
-                    yield batch
-                    batch = []
-            if batch:
-                yield batch
-        finally:
-            for future in pending:
-                future.cancel()
 
 
 # -- running the model ------------------------------------------------------------------------
@@ -530,7 +495,7 @@ def extract(
         pool: ``avg | max | gem`` (one row per image) or ``none`` (dense maps, see module doc).
         grid: pooling grid per side; ``D = C * grid**2``.
         batch_size: images decoded per DataLoader batch; equal sizes run through the model together.
-        workers: DataLoader worker processes decoding images (0: threads of this process); default
+        workers: DataLoader worker processes decoding images (0: in this process); default
             :func:`default_workers`.
         device: ``auto``, ``cpu``, ``cuda``, ...
         max_side: downscale larger images to this longer side; default keeps every resolution.

@@ -159,24 +159,3 @@ def test_peak_memory_does_not_grow_with_n(tmp_path):
         assert np.load(tmp_path / f"{n}.npy", mmap_mode="r").shape == (n * 64 * 64, 32)
     assert peaks[128] - peaks[16] < 30, peaks
 
-
-def test_decoding_threads_keep_order_and_match_worker_processes(classes_dir, tmp_path):
-    from featkit.extraction import image_batches
-
-    paths = find_images(classes_dir)
-    broken = tmp_path / "broken.png"
-    broken.write_bytes(b"not a png")
-    paths = [*paths[:3], broken, *paths[3:]]
-
-    def flatten(batches):
-        return [(item.path, item.reason, None if item.image is None else item.image.sum().item()) for b in batches for item in b]
-
-    threaded = list(image_batches(paths, batch_size=4, threads=3))
-    assert [len(b) for b in threaded] == [4] * (len(paths) // 4) + ([len(paths) % 4] if len(paths) % 4 else [])
-    assert [item.path for b in threaded for item in b] == paths
-    assert flatten(threaded) == flatten(image_batches(paths, batch_size=4, workers=1))
-    assert "broken.png" in str(threaded[0][3].path) and threaded[0][3].image is None and threaded[0][3].reason
-
-    stream = image_batches(paths, batch_size=2, threads=2)
-    next(stream)
-    stream.close()  # stopping early cancels the look-ahead instead of hanging
