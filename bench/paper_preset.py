@@ -10,12 +10,13 @@ pl+sfl). Run it in the background and read the two tables it prints:
 ``--epochs N`` shortens the paper preset for a trial. ``--resume`` picks up where an interrupted
 run stopped; on a 2-core machine the two paper runs go faster as two one-thread processes:
 
-    OMP_NUM_THREADS=1 featkit train --preset paper --loss pl --max-side 300 --checkpoint-every 50 \
-        --out runs/paper-vs-fast/paper/pl --quiet &
-    (the same with --loss pl+sfl and .../paper/pl+sfl), then
-    python bench/paper_preset.py --out runs/paper-vs-fast --resume The fast preset "reaches the paper
-preset's quality in a fraction of the time" when every number of its pl+sfl row is at most the
-paper preset's, and its time is a fraction of it; the script prints both checks.
+    for loss in pl pl+sfl; do OMP_NUM_THREADS=1 featkit train --preset paper --loss $loss
+        --max-side 300 --checkpoint-every 50 --out runs/paper-vs-fast/paper/$loss --quiet & done
+    (one line), then ``python bench/paper_preset.py --out runs/paper-vs-fast --resume``.
+
+The fast preset "reaches the paper preset's quality in a fraction of the time" when every number
+of its pl+sfl row is at most the paper preset's, and its time is a fraction of it; the script
+prints both checks.
 """
 
 from __future__ import annotations
