@@ -223,3 +223,34 @@ def test_blurred_photo_is_penalised_far_more_by_sfl_than_pl(small_photos):
         ratio_smooth = float(sfl_loss(smooth, x)) / float(pl_loss(smooth, x))
         assert ratio_blur > 10 * ratio_smooth
         assert ratio_blur > 5  # weighted SFL dwarfs PL for a blur
+
+
+def test_fft_size_is_the_smallest_fast_length():
+    from featkit.ops.filters import fft_size
+
+    def fast(m: int) -> bool:
+        odd = 0
+        for p in (3, 5, 7):
+            while m % p == 0:
+                m, odd = m // p, odd + 1
+        return odd <= 3 and m & (m - 1) == 0
+
+    for n in range(1, 1500):
+        m = fft_size(n)
+        assert m >= n and fast(m) and not any(fast(k) for k in range(n, m))
+
+
+@pytest.mark.parametrize("mode", PADDING_MODES)
+def test_filter_bank_on_its_smallest_grid_matches_direct_convolution(mode):
+    """The grid only has to hold H + r with zero padding (H + 2r otherwise): nothing wraps."""
+    from featkit.ops.filters import fft_filter_bank, filter2d, log_transfer, min_grid
+
+    x = torch.randn(2, 3, 31, 40, dtype=torch.float64)
+    radius = 13  # sigma 3.2
+    grid = min_grid((31, 40), radius, mode)
+    assert grid[0] < 31 + 2 * radius or mode != "zeros"
+    got = fft_filter_bank(x, log_transfer([3.2], grid, dtype=torch.float64), grid, radius, mode)[:, :, 0]
+    want = filter2d(x, log_kernel2d(3.2, dtype=torch.float64), mode)
+    assert torch.allclose(got, want, atol=1e-10)
+    with pytest.raises(ShapeError, match="too small"):
+        fft_filter_bank(x, log_transfer([3.2], (grid[0] - 1, grid[1]), dtype=torch.float64), (grid[0] - 1, grid[1]), radius, mode)
