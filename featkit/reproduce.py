@@ -100,7 +100,10 @@ def _train_or_continue(config: TrainConfig, on_step: Callable[[TrainProgress], N
     if not (run_dir / CONFIG_FILE).is_file():
         return train(config, on_step=on_step)
     wanted = config.resolved().to_dict()
-    stored = read_json(run_dir / CONFIG_FILE)["train"]
+    try:
+        stored = read_json(run_dir / CONFIG_FILE)["train"]
+    except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        raise CheckpointError(f"cannot resume {run_dir}: unreadable {run_dir / CONFIG_FILE} ({exc!r})") from exc
     differing = sorted(k for k in wanted if k not in (*RESUMABLE_SETTINGS, "out") and stored.get(k) != wanted[k])
     if differing:
         raise CheckpointError(

@@ -53,3 +53,7 @@ def test_reproduce_resume_reuses_finished_runs_and_extends_the_rest(fast_config,
 
     with pytest.raises(CheckpointError, match="other settings .*lr"):
         reproduce(out, config=dataclasses.replace(config, lr=0.5), max_side=32, resume=True)
+
+    (out / "pl" / "config.json").write_text("not json")
+    with pytest.raises(CheckpointError, match="unreadable .*config.json"):
+        reproduce(out, config=config, max_side=32, resume=True)
