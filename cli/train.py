@@ -81,6 +81,7 @@ def train(
     momentum: Annotated[Optional[float], typer.Option("--momentum", help="SGD momentum, or Adam's beta1.")] = None,
     weight_decay: Annotated[Optional[float], typer.Option("--weight-decay", help="Weight decay.")] = None,
     schedule: Annotated[Optional[str], typer.Option("--schedule", help="constant or cosine.")] = None,
+    warmup: Annotated[Optional[int], typer.Option("--warmup", help="Epochs of linear learning-rate warm-up.")] = None,
     device: DeviceOpt = "auto",
     amp: Annotated[bool, typer.Option("--amp", help="bfloat16 autocast on CUDA (losses stay float32).")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the initial weights and the data order.")] = 0,
@@ -101,7 +102,7 @@ def train(
         data=None if folder is None else str(folder),
         out=None if out is None else str(out),
         encoder=encoder, loss=loss, preset=preset, epochs=epochs, optimizer=optimizer, lr=lr, momentum=momentum,
-        weight_decay=weight_decay, schedule=schedule, batch_size=batch_size, crop=crop,
+        weight_decay=weight_decay, schedule=schedule, warmup=warmup, batch_size=batch_size, crop=crop,
         crops_per_image=crops_per_image, max_side=max_side, strict=strict, seed=seed, device=device, amp=amp,
         checkpoint_every=checkpoint_every, overwrite=overwrite, resume=None if resume is None else str(resume),
     )  # fmt: skip

@@ -21,7 +21,7 @@ from featkit.errors import CheckpointError
 from featkit.data import load_images
 from featkit.io import ensure_new, read_json, write_json
 from featkit.plots import plot_side_by_side
-from featkit.training import PROBE_COMPONENTS, RESUMABLE_SETTINGS, TrainConfig, TrainProgress, train
+from featkit.training import PROBE_COMPONENTS, RESUMABLE_SETTINGS, TrainConfig, TrainProgress, stored_config, train
 
 __all__ = ["PAPER_RESULTS", "TARGETS", "format_table", "reproduce"]
 
@@ -100,10 +100,7 @@ def _train_or_continue(config: TrainConfig, on_step: Callable[[TrainProgress], N
     if not (run_dir / CONFIG_FILE).is_file():
         return train(config, on_step=on_step)
     wanted = config.resolved().to_dict()
-    try:
-        stored = read_json(run_dir / CONFIG_FILE)["train"]
-    except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
-        raise CheckpointError(f"cannot resume {run_dir}: unreadable {run_dir / CONFIG_FILE} ({exc!r})") from exc
+    stored = stored_config(run_dir).to_dict()
     differing = sorted(k for k in wanted if k not in (*RESUMABLE_SETTINGS, "out") and stored.get(k) != wanted[k])
     if differing:
         raise CheckpointError(

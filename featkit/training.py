@@ -62,17 +62,18 @@ __all__ = [
     "TrainConfigError",
     "TrainProgress",
     "evaluate_images",
+    "stored_config",
     "train",
 ]
 
 #: Settings each preset fills in when the config leaves them as ``None``.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(
-        epochs=2000, optimizer="sgd", lr=0.02, momentum=0.5, weight_decay=0.0, schedule="constant",
+        epochs=2000, optimizer="sgd", lr=0.02, momentum=0.5, weight_decay=0.0, schedule="constant", warmup=0,
         batch_size=0, crop=0, crops_per_image=1,
     ),
     "fast": dict(
-        epochs=100, optimizer="adam", lr=6e-3, momentum=0.9, weight_decay=0.0, schedule="cosine",
+        epochs=100, optimizer="adam", lr=6e-3, momentum=0.9, weight_decay=0.0, schedule="cosine", warmup=0,
         batch_size=0, crop=0, crops_per_image=1,
     ),
 }  # fmt: skip
@@ -84,6 +85,8 @@ _OPTIMIZERS = ("sgd", "adam", "adamw")
 _SCHEDULES = ("constant", "cosine")
 #: Settings a resumed run may change without breaking exact continuation.
 RESUMABLE_SETTINGS = ("epochs", "device", "amp")
+#: Settings added after runs were first written, with the value those runs trained with.
+_LEGACY_SETTINGS: dict[str, Any] = {"warmup": 0}
 
 
 class TrainConfigError(FeatkitError, ValueError):
@@ -108,6 +111,8 @@ class TrainConfig:
         momentum: SGD momentum, or Adam's beta1.
         weight_decay: decoupled for AdamW, L2 for the others.
         schedule: ``"constant"`` or ``"cosine"`` (decay to 0 over the run, per step).
+        warmup: epochs over which the learning rate first rises linearly from ``lr / steps``
+            to ``lr``, before the schedule starts.
         batch_size: windows per step; 0 for full batch.
         crop: side of random square windows; 0 trains on whole images.
         crops_per_image: windows per image per epoch when cropping.
@@ -138,6 +143,7 @@ class TrainConfig:
     momentum: float | None = None
     weight_decay: float | None = None
     schedule: str | None = None
+    warmup: int | None = None
     batch_size: int | None = None
     crop: int | None = None
     crops_per_image: int | None = None
@@ -165,6 +171,7 @@ class TrainConfig:
         _check(config.optimizer in _OPTIMIZERS, f"optimizer must be one of {_OPTIMIZERS}, got '{config.optimizer}'")
         _check(config.schedule in _SCHEDULES, f"schedule must be one of {_SCHEDULES}, got '{config.schedule}'")
         _check(config.epochs >= 1, f"epochs must be >= 1, got {config.epochs}")
+        _check(0 <= config.warmup < config.epochs, f"warmup must be in [0, epochs), got {config.warmup}")
         _check(config.lr > 0 and math.isfinite(config.lr), f"lr must be a positive number, got {config.lr}")
         _check(0 <= config.momentum < 1, f"momentum must be in [0, 1), got {config.momentum}")
         _check(config.weight_decay >= 0, f"weight_decay must be >= 0, got {config.weight_decay}")
@@ -270,12 +277,15 @@ def _make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     return cls(params, lr=config.lr, betas=(config.momentum, 0.999), weight_decay=config.weight_decay)
 
 
-def _learning_rate(config: TrainConfig, step: int, total: int) -> float:
-    """Learning rate of global step ``step`` (0-based) out of ``total``: a pure function of
-    the position, so a resumed run needs no scheduler state."""
+def _learning_rate(config: TrainConfig, step: int, total: int, warmup: int) -> float:
+    """Learning rate of global step ``step`` (0-based) out of ``total``, the first ``warmup``
+    of them rising linearly: a pure function of the position, so a resumed run needs no
+    scheduler state."""
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
     if config.schedule == "constant":
         return config.lr
-    return 0.5 * config.lr * (1.0 + math.cos(math.pi * step / total))
+    return 0.5 * config.lr * (1.0 + math.cos(math.pi * (step - warmup) / (total - warmup)))
 
 
 def _recon_epochs(config: TrainConfig) -> list[int]:
@@ -495,15 +505,26 @@ def train(config: TrainConfig, on_step: Callable[[TrainProgress], None] | None =
     return run_dir
 
 
-def _resumed_config(requested: TrainConfig) -> TrainConfig:
-    run_dir = Path(requested.resume)
-    path = run_dir / CONFIG_FILE
+def stored_config(run_dir: str | os.PathLike) -> TrainConfig:
+    """The settings a run directory was trained with, as written in its ``config.json``.
+
+    Settings added to featkit after a run was written take the value such runs used.
+
+    Raises:
+        CheckpointError: no ``config.json``, or one featkit cannot read.
+    """
+    path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise CheckpointError(f"cannot resume {run_dir}: not a featkit run directory (no {CONFIG_FILE})")
     try:
-        stored = TrainConfig(**read_json(path)["train"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"cannot resume {run_dir}: unreadable {path} ({exc})") from exc
+        return TrainConfig(**{**_LEGACY_SETTINGS, **read_json(path)["train"]})
+    except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        raise CheckpointError(f"cannot resume {run_dir}: unreadable {path} ({exc!r})") from exc
+
+
+def _resumed_config(requested: TrainConfig) -> TrainConfig:
+    run_dir = Path(requested.resume)
+    stored = stored_config(run_dir)
     defaults = TrainConfig()
     changes = {k: getattr(requested, k) for k in RESUMABLE_SETTINGS if getattr(requested, k) != getattr(defaults, k)}
     return dataclasses.replace(stored, **changes, resume=str(run_dir), out=str(run_dir)).resolved()
@@ -541,6 +562,7 @@ def _loop(trainer: _Trainer, on_step, started: float) -> None:
     config, world = trainer.config, trainer.world
     recon_at = set(_recon_epochs(config))
     total_steps = config.epochs * trainer.steps_per_epoch
+    warmup_steps = config.warmup * trainer.steps_per_epoch
     trainer.model.train()
     try:
         while trainer.epoch < config.epochs:
@@ -548,7 +570,7 @@ def _loop(trainer: _Trainer, on_step, started: float) -> None:
             plan = trainer._plan(trainer.data_rng)
             epoch_start = time.perf_counter() - trainer.partial.get("seconds", 0.0)
             for index in range(trainer.step, len(plan)):
-                lr = _learning_rate(config, trainer.epoch * len(plan) + index, total_steps)
+                lr = _learning_rate(config, trainer.epoch * len(plan) + index, total_steps, warmup_steps)
                 sums = trainer.run_step(plan[index], lr)
                 for k, v in sums.items():
                     trainer.partial[k] = trainer.partial.get(k, 0.0) + v

@@ -63,6 +63,24 @@ def test_training_lowers_the_loss(fast_config):
     assert float(rows[-1]["pl"]) < 0.7 * float(rows[0]["pl"])
 
 
+def test_warmup_rises_linearly_then_the_schedule_starts(fast_config):
+    run_dir = train(fast_config(epochs=4, warmup=2, lr=1e-2, batch_size=0, crop=0))  # one step per epoch
+    lrs = [float(r["lr"]) for r in _metrics(run_dir)]
+    assert lrs == pytest.approx([5e-3, 1e-2, 1e-2, 5e-3])  # 1/2, 2/2 of lr; then cosine over the last 2 steps
+    with pytest.raises(TrainConfigError, match="warmup"):
+        train(fast_config(epochs=2, warmup=2))
+
+
+def test_resume_reads_runs_written_before_warmup_existed(fast_config, tmp_path):
+    first = train(fast_config(out=str(tmp_path / "old"), epochs=1, schedule="constant"))
+    config = json.loads((first / "config.json").read_text())
+    del config["train"]["warmup"]
+    (first / "config.json").write_text(json.dumps(config))
+    resumed = train(TrainConfig(resume=str(first), epochs=2))
+    assert json.loads((resumed / "config.json").read_text())["train"]["warmup"] == 0
+    assert len(_metrics(resumed)) == 2
+
+
 def test_resume_is_bit_identical(fast_config, tmp_path):
     straight = train(fast_config(out=str(tmp_path / "a"), epochs=4, schedule="constant"))
     first = train(fast_config(out=str(tmp_path / "b"), epochs=2, schedule="constant"))
