@@ -6,7 +6,7 @@ import torch
 
 from featkit.errors import FeatkitError
 
-__all__ = ["resolve_device"]
+__all__ = ["network_input", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device, local_rank: int | None = None) -> torch.device:
@@ -35,3 +35,13 @@ def resolve_device(device: str | torch.device, local_rank: int | None = None) ->
         if resolved.index is None and local_rank is not None:
             resolved = torch.device("cuda", local_rank)
     return resolved
+
+
+def network_input(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A :math:`(N, C, H, W)` batch on ``device`` in channels-last memory layout.
+
+    Values and shape are unchanged; only the layout is. Convolutions take oneDNN's fast path
+    on the CPU with it: a full-batch epoch of ``bench/bench_train.py`` ran 1.4x faster here
+    (1.74 s -> 1.24 s on 2 threads), extraction of 128 px images 1.7x.
+    """
+    return batch.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)

@@ -42,7 +42,7 @@ from featkit.checkpoint import load_model
 from featkit.data import find_images, load_images, size_buckets
 from featkit.encoders import AutoEncoder
 from featkit.errors import FeatkitError, ImageError, OutputExistsError, ShapeError
-from featkit.devices import resolve_device
+from featkit.devices import network_input, resolve_device
 from featkit.io import atomic_path, ensure_new, read_json, write_json
 
 __all__ = [
@@ -235,8 +235,7 @@ def encode_images(
         step = max(1, PIXELS_PER_FORWARD // (h * w))
         for first in range(0, len(bucket), step):
             batch = bucket[first : first + step]
-            # channels-last input: oneDNN's fast path for convolutions on the CPU (1.7x here)
-            stacked = torch.stack([images[i] for i in batch]).to(device).contiguous(memory_format=torch.channels_last)
+            stacked = network_input(torch.stack([images[i] for i in batch]), device)
             maps = model.features(stacked, layer)
             rows = maps.permute(0, 2, 3, 1) if pool == "none" else pool_maps(maps, pool, grid)
             rows = rows.float().cpu().numpy()

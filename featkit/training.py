@@ -47,7 +47,7 @@ from featkit.checkpoint import (
     save_model,
 )
 from featkit.data import ImageRecord, epoch_plan, find_images, gather_crops, load_images, sample_images
-from featkit.devices import resolve_device
+from featkit.devices import network_input, resolve_device
 from featkit.encoders import AutoEncoder, create_encoder
 from featkit.errors import CheckpointError, FeatkitError, ImageError, NonFiniteLossError
 from featkit.io import ensure_new, read_json, write_json
@@ -401,7 +401,7 @@ class _Trainer:
         mine = crops[self.world.rank :: self.world.size]
         sums = torch.zeros(len(self.names) + 2, dtype=torch.float64)  # components, total, count
         for batch in gather_crops(self.images, mine) if mine else []:
-            batch = batch.to(self.device, non_blocking=True)
+            batch = network_input(batch, self.device)
             total, parts = self._components(batch)
             (total * (len(batch) / len(crops))).backward()
             values = torch.stack([parts[n].detach() for n in self.names] + [total.detach()]).double().cpu()
@@ -448,7 +448,7 @@ def evaluate_images(
     model.eval()
     with torch.no_grad():
         for batch in gather_crops(images, sorted(crops, key=lambda c: c.index)):
-            batch = batch.to(device)
+            batch = network_input(batch, device)
             parts = probe.components(model(batch).float(), batch)
             for name in PROBE_COMPONENTS:
                 sums[name] += float(parts[name]) * len(batch)
