@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -124,10 +125,17 @@ def test_interrupted_run_leaves_no_output_and_resumes(classes_dir, tmp_path):
     assert not any(p.name.endswith(".partial") for p in tmp_path.iterdir())
 
 
-def test_workers_give_the_same_features(classes_dir, tmp_path):
-    extract(classes_dir, "paper-cae", tmp_path / "a.npy", workers=0, batch_size=5)
-    extract(classes_dir, "paper-cae", tmp_path / "b.npy", workers=2, batch_size=3)
+@pytest.mark.parametrize("pool", ["avg", "none"])
+def test_workers_give_the_same_features_and_manifest(classes_dir, tmp_path, pool):
+    """Decoding workers write what one process writes: rows, sizes, order and skipped files."""
+    root = tmp_path / "images"
+    shutil.copytree(classes_dir, root)
+    (root / "flat" / "broken.png").write_bytes(b"not a png")
+    one = extract(root, "paper-cae", tmp_path / "a.npy", pool=pool, workers=0, batch_size=5)
+    two = extract(root, "paper-cae", tmp_path / "b.npy", pool=pool, workers=2, batch_size=3)
     np.testing.assert_allclose(load_features(tmp_path / "a.npy")[0], load_features(tmp_path / "b.npy")[0], rtol=1e-5, atol=1e-8)
+    assert one["items"] == two["items"] and one["skipped"] == two["skipped"]
+    assert [s["path"] for s in two["skipped"]] == [str((root / "flat" / "broken.png").resolve())]
 
 
 _RSS_SCRIPT = textwrap.dedent(
