@@ -13,7 +13,7 @@ from torch import nn
 from featkit.checkpoint import CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, load_checkpoint, load_model, load_tensors
 from featkit.errors import ImageError, NonFiniteLossError, OutputExistsError
 from featkit.losses import LOSSES, register_loss
-from featkit.training import PROBE_COMPONENTS, TrainConfig, TrainConfigError, train
+from featkit.training import PRESETS, PROBE_COMPONENTS, TrainConfig, TrainConfigError, train
 
 
 def _metrics(run_dir):
@@ -201,6 +201,17 @@ def test_paper_preset_matches_section_4():
     c = TrainConfig(preset="paper").resolved()
     assert (c.optimizer, c.lr, c.momentum, c.batch_size, c.crop, c.epochs) == ("sgd", 0.02, 0.5, 0, 0, 2000)
     assert TrainConfig(preset="paper", lr=0.1).resolved().lr == 0.1
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_trains_and_is_recorded(tiny_folder, tmp_path, preset):
+    config = TrainConfig(data=str(tiny_folder), out=str(tmp_path / preset), preset=preset, epochs=1, recon_epochs=[],
+                         device="cpu")  # fmt: skip
+    stored = json.loads((train(config) / "config.json").read_text())
+    assert stored["preset"] == preset
+    assert {k: stored["train"][k] for k in PRESETS[preset] if k != "epochs"} == {
+        k: v for k, v in PRESETS[preset].items() if k != "epochs"
+    }
 
 
 def test_resume_refuses_changed_images(fast_config, tiny_folder, tmp_path):
