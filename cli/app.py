@@ -1,4 +1,7 @@
-"""The Typer application: global options and the one place commands are registered."""
+"""The Typer application: global options and the one place commands are registered.
+
+Command modules import the library inside their functions, so ``--help`` never loads torch.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,6 @@ from typing import Annotated, Optional
 import typer
 
 from featkit.cli._common import state
-from featkit.encoders import ENCODERS
-from featkit.losses import LOSSES
-from featkit.registry import import_plugin_module
 from featkit.cli.listing import encoders, losses
 from featkit.cli.match import match
 from featkit.cli.cluster import cluster
@@ -51,8 +51,13 @@ def _global(
     ] = False,
 ) -> None:
     state.debug = debug
-    for module in plugin or []:
-        import_plugin_module(module, [LOSSES, ENCODERS])
+    if plugin:
+        from featkit.encoders import ENCODERS
+        from featkit.losses import LOSSES
+        from featkit.registry import import_plugin_module
+
+        for module in plugin:
+            import_plugin_module(module, [LOSSES, ENCODERS])
 
 
 # In the order of the workflow: train, export features, use them; then the listings.

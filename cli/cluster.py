@@ -10,7 +10,7 @@ import typer
 
 from featkit.cli._common import OverwriteOpt, out_console
 from featkit.cli.index import Metric, MetricOpt
-from featkit.clustering import CLUSTER_METHODS, cluster as cluster_features
+from featkit.choices import CLUSTER_METHODS
 
 Method = Enum("Method", {m: m for m in CLUSTER_METHODS}, type=str)
 
@@ -27,6 +27,8 @@ def cluster(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Cluster FEATURES; with class subfolders, score against them (NMI, ARI)."""
+    from featkit.clustering import cluster as cluster_features
+
     result = cluster_features(
         features, k, method=method.value, pca=pca, metric=metric.value, eps=eps, min_samples=min_samples,
         out=out, overwrite=overwrite,

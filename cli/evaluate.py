@@ -10,7 +10,6 @@ from rich.table import Table
 
 from featkit.cli._common import out_console
 from featkit.cli.index import Metric, MetricOpt
-from featkit.evaluate import evaluate_retrieval
 
 evaluate_app = typer.Typer(help="Score features against the classes of their image subfolders.", no_args_is_help=True)
 
@@ -21,6 +20,8 @@ def retrieval(
     metric: MetricOpt = Metric.cosine,
 ) -> None:
     """Leave-one-out retrieval: mAP and recall@1/5/10 (a same-class image among the k nearest)."""
+    from featkit.evaluate import evaluate_retrieval
+
     scores = evaluate_retrieval(features, metric=metric.value)
     table = Table(title=f"retrieval on {features} ({scores['queries']} queries, {scores['classes']} classes)")
     for name in ("mAP", "recall@1", "recall@5", "recall@10"):

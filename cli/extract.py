@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from featkit.cli._common import DeviceOpt, ModelOpt, OverwriteOpt, QuietOpt, err_console
-from featkit.extraction import POOLS, extract as extract_features, merge_features
+from featkit.choices import POOLS
 
 Pool = Enum("Pool", {p: p for p in POOLS}, type=str)
 
@@ -32,6 +32,8 @@ def extract(
     quiet: QuietOpt = False,
 ) -> None:
     """Extract features of every image in IMAGES with MODEL into a .npy plus a .json manifest."""
+    from featkit.extraction import extract as extract_features
+
     with Progress(
         TextColumn("extract"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=err_console, transient=True, disable=quiet,
@@ -58,5 +60,7 @@ def merge(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Merge the shards of one extraction into the file a single run would write."""
+    from featkit.extraction import merge_features
+
     manifest = merge_features(parts, out, overwrite=overwrite)
     err_console.print(f"wrote {out}: {len(manifest['items'])} images from {len(parts)} shards", soft_wrap=True)

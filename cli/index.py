@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from featkit.cli._common import OverwriteOpt, err_console
-from featkit.retrieval import INDEX_KINDS, METRICS, build_index
+from featkit.choices import INDEX_KINDS, METRICS
 
 Kind = Enum("Kind", {k: k for k in INDEX_KINDS}, type=str)
 Metric = Enum("Metric", {m: m for m in METRICS}, type=str)
@@ -25,6 +25,8 @@ def index(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Build a faiss index over FEATURES for `featkit search` (manifest kept beside it)."""
+    from featkit.retrieval import build_index
+
     out = out or features.with_suffix(".faiss")
     with err_console.status(f"indexing {features}"):
         built = build_index(features, out, kind=kind.value, metric=metric.value, target_recall=target_recall, overwrite=overwrite)

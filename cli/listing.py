@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 
 from featkit.cli._common import err_console, out_console
-from featkit.encoders import ENCODERS
-from featkit.losses import LOSSES
-from featkit.registry import Registry
+
+if TYPE_CHECKING:
+    from featkit.registry import Registry
 
 
 def _print_registry(registry: Registry, title: str, extra_rows: tuple[tuple[str, str, str], ...] = ()) -> None:
@@ -26,11 +28,15 @@ def _print_registry(registry: Registry, title: str, extra_rows: tuple[tuple[str,
 
 def losses() -> None:
     """List the registered losses (built-in and plugins) usable in --loss specs."""
+    from featkit.losses import LOSSES
+
     _print_registry(LOSSES, "featkit losses (combine as e.g. pl+0.5*sfl)")
 
 
 def encoders() -> None:
     """List the registered encoders (built-in, timm:<model>, plugins) usable with --encoder."""
+    from featkit.encoders import ENCODERS
+
     _print_registry(
         ENCODERS,
         "featkit encoders",

@@ -10,11 +10,9 @@ import typer
 
 from featkit.cli._common import DeviceOpt, ModelOpt, OverwriteOpt, err_console, out_console
 from featkit.io import ensure_new
-from featkit.matching import RANSAC_MODELS, save_match_json
-from featkit.matching import match as find_matches
-from featkit.match_plot import plot_format, save_match_plot
+from featkit.choices import RANSAC_MODEL_NAMES
 
-Ransac = Enum("Ransac", {name: name for name in RANSAC_MODELS}, type=str)
+Ransac = Enum("Ransac", {name: name for name in RANSAC_MODEL_NAMES}, type=str)
 
 #: Exit status when matching ran fine but no match survived (outputs are still written).
 NO_MATCHES_EXIT = 3
@@ -44,6 +42,9 @@ def match(
 
     Exit status: 0 matches found; 1 error (unreadable image, sizes more than --max-size-ratio apart, bad options); 2 usage error; 3 ran fine but found no matches (none survived the ratio test or RANSAC): the picture and an empty but valid JSON are still written.
     """
+    from featkit.match_plot import plot_format, save_match_plot
+    from featkit.matching import match as find_matches, save_match_json
+
     plot_format(out)
     ensure_new(out, overwrite=overwrite)
     if json_out is not None:

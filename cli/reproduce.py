@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from featkit.cli._common import DeviceOpt, OverwriteOpt, QuietOpt, err_console, out_console
-from featkit.reproduce import format_table, reproduce as run_reproduce
-from featkit.training import PRESETS, TrainConfig, TrainProgress
+from featkit.choices import PRESETS
+
+if TYPE_CHECKING:
+    from featkit.training import TrainProgress
 
 __all__ = ["reproduce"]
 
@@ -27,6 +29,8 @@ def reproduce(
     resume: Annotated[bool, typer.Option("--resume", help="Finish an interrupted OUT: reuse finished runs, continue the others.")] = False,
 ) -> None:
     """Train pl and pl+sfl with the same seed and print the per-band SFL beside the paper's."""
+    from featkit.reproduce import format_table, reproduce as run_reproduce
+    from featkit.training import TrainConfig
 
     def log(spec: str, p: TrainProgress) -> None:
         if p.epoch_done and not quiet:

@@ -13,7 +13,6 @@ import typer
 from rich.table import Table
 
 from featkit.cli._common import DeviceOpt, out_console
-from featkit.retrieval import search as search_index
 
 
 def search(
@@ -25,6 +24,8 @@ def search(
     device: DeviceOpt = "auto",
 ) -> None:
     """Find the K nearest images in INDEX for each QUERY."""
+    from featkit.retrieval import search as search_index
+
     if as_json and as_csv:
         raise typer.BadParameter("choose one of --json and --csv")
     results = search_index(index, queries, k, device=device)

@@ -12,38 +12,60 @@ Public verbs (the CLI calls the same functions)::
     featkit.match("a.jpg", "b.jpg", run)                      # featkit match
 """
 
-from featkit.encoders import create_encoder, list_encoders, register_encoder
-from featkit.errors import FeatkitError
-from featkit.losses import create_loss, list_losses, register_loss
-from featkit.checkpoint import load_model
-from featkit.training import TrainConfig, train
-from featkit.matching import match
-from featkit.clustering import cluster
-from featkit.evaluate import evaluate_retrieval
-from featkit.extraction import extract, load_features, merge_features
-from featkit.retrieval import build_index, load_index, search
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "FeatkitError",
-    "TrainConfig",
-    "__version__",
-    "build_index",
-    "cluster",
-    "create_encoder",
-    "create_loss",
-    "evaluate_retrieval",
-    "extract",
-    "list_encoders",
-    "list_losses",
-    "load_features",
-    "load_index",
-    "load_model",
-    "match",
-    "merge_features",
-    "register_encoder",
-    "register_loss",
-    "search",
-    "train",
-]
+#: Public name -> the module defining it. Imported on first use, so ``import featkit`` (and
+#: ``featkit --help``) does not load torch until a verb that needs it is called.
+_EXPORTS = {
+    "FeatkitError": "featkit.errors",
+    "TrainConfig": "featkit.training",
+    "build_index": "featkit.retrieval",
+    "cluster": "featkit.clustering",
+    "create_encoder": "featkit.encoders",
+    "create_loss": "featkit.losses",
+    "evaluate_retrieval": "featkit.evaluate",
+    "extract": "featkit.extraction",
+    "list_encoders": "featkit.encoders",
+    "list_losses": "featkit.losses",
+    "load_features": "featkit.extraction",
+    "load_index": "featkit.retrieval",
+    "load_model": "featkit.checkpoint",
+    "match": "featkit.matching",
+    "merge_features": "featkit.extraction",
+    "register_encoder": "featkit.encoders",
+    "register_loss": "featkit.losses",
+    "search": "featkit.retrieval",
+    "train": "featkit.training",
+}
+
+if TYPE_CHECKING:
+    from featkit.checkpoint import load_model
+    from featkit.clustering import cluster
+    from featkit.encoders import create_encoder, list_encoders, register_encoder
+    from featkit.errors import FeatkitError
+    from featkit.evaluate import evaluate_retrieval
+    from featkit.extraction import extract, load_features, merge_features
+    from featkit.losses import create_loss, list_losses, register_loss
+    from featkit.matching import match
+    from featkit.retrieval import build_index, load_index, search
+    from featkit.training import TrainConfig, train
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'featkit' has no attribute '{name}'")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+__all__ = ["__version__", *_EXPORTS]

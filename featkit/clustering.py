@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from featkit.choices import CLUSTER_METHODS
 from featkit.errors import FeatkitError, ShapeError
 from featkit.extraction import class_labels, load_features
 from featkit.io import atomic_path, ensure_new
@@ -23,7 +24,6 @@ from featkit.retrieval import METRICS, prepare_vectors
 
 __all__ = ["AGGLOMERATIVE_LIMIT", "CLUSTER_METHODS", "ClusterResult", "cluster", "clusters_path"]
 
-CLUSTER_METHODS = ("kmeans", "agglomerative", "dbscan")
 #: Agglomerative clustering needs O(N^2) memory; larger collections are refused.
 AGGLOMERATIVE_LIMIT = 20_000
 #: Silhouette is O(N^2); it is estimated on a sample of this many points.

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from featkit.checkpoint import load_model
+from featkit.choices import POOLS
 from featkit.data import find_images, load_images, size_buckets
 from featkit.encoders import AutoEncoder
 from featkit.errors import FeatkitError, ImageError, OutputExistsError, ShapeError
@@ -62,7 +63,6 @@ __all__ = [
     "pool_maps",
 ]
 
-POOLS = ("avg", "max", "gem", "none")
 #: Exponent of generalised-mean pooling (Radenović et al.); 1 is average, infinity is max.
 GEM_P = 3.0
 #: Seed used to build randomly initialised baselines, so they are the same model every time.

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from skimage.measure import ransac
 from skimage.transform import AffineTransform, ProjectiveTransform
 
+from featkit.choices import RANSAC_MODEL_NAMES
 from featkit.data import load_images
 from featkit.encoders import AutoEncoder
 from featkit.errors import ImageError, MatchError
@@ -65,11 +66,7 @@ MATCH_DTYPE = np.dtype(
 )
 
 #: ``--ransac`` choices: the scikit-image transform fitted, or ``None`` for no verification.
-RANSAC_MODELS: dict[str, type | None] = {
-    "homography": ProjectiveTransform,
-    "affine": AffineTransform,
-    "none": None,
-}
+RANSAC_MODELS: dict[str, type | None] = dict(zip(RANSAC_MODEL_NAMES, (ProjectiveTransform, AffineTransform, None)))
 _MIN_SAMPLES = {"homography": 4, "affine": 3}
 
 #: Default thresholds (px) of the mean matching accuracy.

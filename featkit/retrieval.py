@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from featkit.choices import INDEX_KINDS, METRICS
 from featkit.data import find_images
 from featkit.errors import FeatkitError, ShapeError
 from featkit.extraction import encode_images, image_batches, iter_feature_chunks, load_encoder, load_features
@@ -47,8 +48,6 @@ __all__ = [
     "search",
 ]
 
-INDEX_KINDS = ("auto", "flat", "ivf", "hnsw", "ivfpq")
-METRICS = ("cosine", "l2")
 #: Collections smaller than this get an exact index.
 EXACT_LIMIT = 100_000
 #: Vectors added to an index per step.

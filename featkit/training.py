@@ -1,6 +1,6 @@
 """Training a CAE on a folder of images: ``train(TrainConfig(...)) -> run directory``.
 
-Three presets, every field overridable:
+Three presets (their settings: :data:`featkit.choices.PRESETS`), every field overridable:
 
 - ``paper`` (section 4): SGD, learning rate 0.02, momentum 0.5, full batch of whole images,
   2000 epochs; with ``pl+sfl`` the SFL weights are the paper's 100/10/10.
@@ -48,6 +48,7 @@ from featkit.checkpoint import (
     save_checkpoint,
     save_model,
 )
+from featkit.choices import PRESETS
 from featkit.data import ImageRecord, epoch_plan, find_images, gather_crops, load_images, sample_images
 from featkit.devices import network_input, resolve_device
 from featkit.encoders import AutoEncoder, create_encoder
@@ -67,22 +68,6 @@ __all__ = [
     "stored_config",
     "train",
 ]
-
-#: Settings each preset fills in when the config leaves them as ``None``.
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper": dict(
-        epochs=2000, optimizer="sgd", lr=0.02, momentum=0.5, weight_decay=0.0, schedule="constant", warmup=0,
-        batch_size=0, crop=0, crops_per_image=1,
-    ),
-    "fast": dict(
-        epochs=100, optimizer="adam", lr=6e-3, momentum=0.9, weight_decay=0.0, schedule="cosine", warmup=0,
-        batch_size=0, crop=0, crops_per_image=1,
-    ),
-    "quality": dict(
-        epochs=200, optimizer="adam", lr=6e-3, momentum=0.9, weight_decay=0.0, schedule="cosine", warmup=0,
-        batch_size=4, crop=0, crops_per_image=1,
-    ),
-}  # fmt: skip
 
 #: Components logged every epoch whatever the loss: PL and the paper's SFL bands, unweighted.
 PROBE_COMPONENTS = ("pl", *(band_name(s) for s in PAPER_SCALES))

@@ -37,3 +37,24 @@ def test_console_script_answers_help(args):
     proc = subprocess.run([sys.executable, "-m", "featkit", *args], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "Usage" in proc.stdout
+
+
+_HELP_OF_EVERY_COMMAND = """
+import sys
+from featkit.cli import main
+from featkit.cli.app import app
+
+paths = [[c.name] for c in app.registered_commands]
+paths += [[g.name, c.name] for g in app.registered_groups for c in g.typer_instance.registered_commands]
+assert len(paths) >= 10, paths
+for path in [[], *paths]:
+    assert main([*path, "--help"]) == 0, path
+print(sorted(m for m in ("torch", "faiss", "sklearn", "skimage", "timm", "numpy") if m in sys.modules))
+"""
+
+
+def test_help_of_every_command_loads_no_heavy_library():
+    """``--help`` stays instant: the CLI imports torch, faiss and scikit-learn only to do work."""
+    proc = subprocess.run([sys.executable, "-c", _HELP_OF_EVERY_COMMAND], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,44 @@
+"""The named choices of featkit's settings, in a module that imports nothing heavy.
+
+The command line lists these in ``--help`` without loading torch, faiss or scikit-learn
+(``featkit --help`` stays instant); the modules that implement each choice import it from
+here, so every name is written once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["CLUSTER_METHODS", "INDEX_KINDS", "METRICS", "POOLS", "PRESETS", "RANSAC_MODEL_NAMES"]
+
+#: Training presets (see :mod:`featkit.training`): the settings each fills in when a
+#: :class:`~featkit.training.TrainConfig` leaves them as ``None``.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": dict(
+        epochs=2000, optimizer="sgd", lr=0.02, momentum=0.5, weight_decay=0.0, schedule="constant", warmup=0,
+        batch_size=0, crop=0, crops_per_image=1,
+    ),
+    "fast": dict(
+        epochs=100, optimizer="adam", lr=6e-3, momentum=0.9, weight_decay=0.0, schedule="cosine", warmup=0,
+        batch_size=0, crop=0, crops_per_image=1,
+    ),
+    "quality": dict(
+        epochs=200, optimizer="adam", lr=6e-3, momentum=0.9, weight_decay=0.0, schedule="cosine", warmup=0,
+        batch_size=4, crop=0, crops_per_image=1,
+    ),
+}  # fmt: skip
+
+#: Pooling of a hidden layer in :func:`featkit.extract`; ``none`` keeps the dense maps.
+POOLS = ("avg", "max", "gem", "none")
+
+#: faiss index kinds of :func:`featkit.build_index`; ``auto`` picks by collection size.
+INDEX_KINDS = ("auto", "flat", "ivf", "hnsw", "ivfpq")
+
+#: Distances between feature vectors (``cosine``: rows L2-normalised first).
+METRICS = ("cosine", "l2")
+
+#: Methods of :func:`featkit.cluster`.
+CLUSTER_METHODS = ("kmeans", "agglomerative", "dbscan")
+
+#: Geometric verification of :func:`featkit.match`; ``none`` keeps every match.
+RANSAC_MODEL_NAMES = ("homography", "affine", "none")
