@@ -43,6 +43,22 @@ def test_every_mode_becomes_rgb_in_range(tmp_path, mode, value):
         assert torch.allclose(x, torch.ones_like(x))
 
 
+def test_pixel_values_map_exactly_to_minus_one_one(tmp_path):
+    """Eq. 4's scaling: an 8-bit value v becomes 2 v / 255 - 1 and a 16-bit one 2 v / 65535 - 1,
+    per channel, in float32, in a contiguous (3, H, W) tensor."""
+    rgb = np.arange(256 * 3, dtype=np.uint16).reshape(16, 16, 3) % 256
+    rgb[..., 1] = 255 - rgb[..., 1]
+    Image.fromarray(rgb.astype(np.uint8)).save(tmp_path / "rgb.png")
+    grey16 = (np.arange(16 * 16, dtype=np.uint32).reshape(16, 16) * 257).astype(np.uint16)
+    Image.fromarray(grey16).save(tmp_path / "grey16.png")
+    for name, values, top in (("rgb.png", rgb.transpose(2, 0, 1), 255.0), ("grey16.png", np.stack([grey16] * 3), 65535.0)):
+        x = load_image(tmp_path / name)
+        expected = torch.from_numpy(values.astype(np.float64) * 2 / top - 1).float()
+        assert x.dtype == torch.float32 and x.is_contiguous() and x.shape == expected.shape
+        assert torch.allclose(x, expected, rtol=0, atol=1e-6), name
+    assert float(load_image(tmp_path / "rgb.png").min()) == -1.0 and float(load_image(tmp_path / "rgb.png").max()) == 1.0
+
+
 def test_exif_orientation_is_applied(tmp_path):
     arr = np.zeros((4, 6, 3), np.uint8)
     arr[0, :] = 255  # top row white
