@@ -63,13 +63,20 @@ def find_images(root: str | os.PathLike) -> list[Path]:
     if not root.is_dir():
         raise ImageError(f"no such file or folder: {root}")
     suffixes = _image_suffixes()
-    found = []
-    for path in root.rglob("*"):
-        rel = path.relative_to(root).parts
-        if any(part.startswith(".") for part in rel):
+    found: list[Path] = []
+    folders = [str(root)]
+    while folders:  # os.scandir: file types come with the listing, no stat per file
+        try:
+            entries = list(os.scandir(folders.pop()))
+        except PermissionError:
             continue
-        if path.suffix.lower() in suffixes and path.is_file():
-            found.append(path)
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(entry.path)
+            elif os.path.splitext(entry.name)[1].lower() in suffixes and entry.is_file():
+                found.append(Path(entry.path))
     return sorted(found)
 
 

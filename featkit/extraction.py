@@ -370,7 +370,7 @@ def _collect(images: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[l
     """Sorted absolute file list and the root labels are read from."""
     if isinstance(images, (str, os.PathLike)):
         root = Path(images).resolve()
-        paths = [p.resolve() for p in find_images(root)]
+        paths = [p.resolve() if p.is_symlink() else p for p in find_images(root)]  # under a resolved root
         root = root if root.is_dir() else root.parent
     else:
         paths = sorted(Path(p).resolve() for p in images)

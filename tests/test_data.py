@@ -94,6 +94,24 @@ def test_bad_files_are_reported_with_reasons(tmp_path):
         find_images(tmp_path / "missing")
 
 
+def test_find_images_order_and_what_it_skips(tmp_path):
+    """Recursive, in Path order (what ``sorted(rglob)`` gives), image suffixes in any case; hidden
+    files and folders, other suffixes, broken links and symlinked folders are left out."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    for rel in ("b.png", "A.JPG", "a/x.png", "a.b/y.png", "a-c/z.tif", "a/deep/er/w.png", "notes.txt",
+                ".hidden.png", ".cache/v.png", "a/.git/u.png"):  # fmt: skip
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"")
+    (outside / "sub").mkdir(parents=True)
+    (outside / "o.png").write_bytes(b"")
+    (root / "linked").symlink_to(outside, target_is_directory=True)
+    (root / "a" / "link.png").symlink_to(outside / "o.png")
+    (root / "broken.png").symlink_to(tmp_path / "nothing.png")
+    expected = [root / rel for rel in ("A.JPG", "a/deep/er/w.png", "a/link.png", "a/x.png", "a-c/z.tif", "a.b/y.png", "b.png")]
+    assert find_images(root) == expected
+    assert expected == sorted(expected)
+
+
 def test_size_buckets_never_mix_sizes():
     sizes = [(4, 4), (2, 3), (4, 4), (4, 4), (2, 3)]
     batches = size_buckets(sizes, batch_size=2)
