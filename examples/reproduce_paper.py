@@ -2,6 +2,7 @@
 
     python examples/reproduce_paper.py                    # fast preset (minutes on a CPU)
     python examples/reproduce_paper.py --preset paper     # SGD, full batch, 2000 epochs (hours)
+    python examples/reproduce_paper.py --preset quality   # batches of 4 whole images, 200 epochs
 
 Prints the per-band SFL of both runs beside the paper's and saves a side-by-side figure.
 Also available as ``featkit reproduce``.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from featkit.choices import PRESETS
 from featkit.reproduce import format_table, reproduce
 from featkit.training import TrainConfig
 
@@ -20,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", nargs="?", default=None, help="image folder (default: the sample photos)")
     parser.add_argument("--out", default=None, help="output folder (default: runs/reproduce-<time>)")
-    parser.add_argument("--preset", default="fast", help="fast (default) or paper")
+    parser.add_argument("--preset", default="fast", choices=list(PRESETS), help="settings of both runs (default: fast)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the preset's)")
     parser.add_argument("--max-side", type=int, default=300, help="longer image side (paper: 300)")
     parser.add_argument("--seed", type=int, default=0)

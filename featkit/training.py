@@ -40,6 +40,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from featkit.allocator import reuse_freed_memory
 from featkit.checkpoint import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -450,6 +451,9 @@ def evaluate_images(
 def train(config: TrainConfig, on_step: Callable[[TrainProgress], None] | None = None) -> Path:
     """Train an autoencoder and write its run directory.
 
+    On the CPU this keeps freed memory in the process for the next step's activations
+    (:func:`featkit.allocator.reuse_freed_memory`, process-wide, glibc only).
+
     Args:
         config: the settings; ``config.resume`` continues an existing run instead.
         on_step: called with a :class:`TrainProgress` after every step (main process only).
@@ -473,6 +477,8 @@ def train(config: TrainConfig, on_step: Callable[[TrainProgress], None] | None =
         config = config.resolved()
         run_dir = Path(config.out) if config.out is not None else _default_run_dir(config)
     device = resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cpu":
+        reuse_freed_memory()
     world = _World(device)
     try:
         if world.size > 1 and config.out is None:
