@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from featkit.cli._common import DeviceOpt, OverwriteOpt, QuietOpt, err_console, out_console
-from featkit.choices import PRESETS
+from featkit.choices import DEFAULT_PRESET, PRESETS
 
 if TYPE_CHECKING:
     from featkit.training import TrainProgress
@@ -67,11 +67,12 @@ def _log_epoch(p: TrainProgress) -> None:
 def train(
     folder: Annotated[
         Optional[Path],
-        typer.Argument(help="Folder of images (searched recursively, any resolution). Default: the sample photos."),
+        typer.Argument(help="Images of any resolution: a folder (searched recursively), a .txt list of paths, or WebDataset "
+                       "tar shards ('shards/train-{000000..000099}.tar'). Default: the sample photos."),
     ] = None,
     loss: Annotated[str, typer.Option("--loss", "-l", help="Loss spec, e.g. pl, sfl, pl+sfl (eq. 7), pl+0.5*sfl.")] = "pl+sfl",
     encoder: Annotated[str, typer.Option("--encoder", "-e", help="Encoder name (see `featkit encoders`).")] = "paper-cae",
-    preset: Annotated[str, typer.Option("--preset", help=f"Settings to start from: {', '.join(PRESETS)}.")] = "fast",
+    preset: Annotated[str, typer.Option("--preset", help=f"Settings to start from: {', '.join(PRESETS)}.")] = DEFAULT_PRESET,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Epochs (default: the preset's).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory to create (default: runs/<time>-<encoder>-<loss>).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this directory (--epochs may extend it).")] = None,
@@ -79,6 +80,7 @@ def train(
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Windows per step; 0 = full batch.")] = None,
     crop: Annotated[Optional[int], typer.Option("--crop", help="Random square crops of N pixels; 0 = whole images.")] = None,
     crops_per_image: Annotated[Optional[int], typer.Option("--crops-per-image", help="Random crops per image per epoch.")] = None,
+    epoch_windows: Annotated[Optional[int], typer.Option("--epoch-windows", help="Windows per epoch, whatever the folder size; 0 = one pass over the images.")] = None,
     optimizer: Annotated[Optional[str], typer.Option("--optimizer", help="sgd, adam or adamw.")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate.")] = None,
     momentum: Annotated[Optional[float], typer.Option("--momentum", help="SGD momentum, or Adam's beta1.")] = None,
@@ -87,6 +89,7 @@ def train(
     warmup: Annotated[Optional[int], typer.Option("--warmup", help="Epochs of linear learning-rate warm-up.")] = None,
     device: DeviceOpt = "auto",
     amp: Annotated[bool, typer.Option("--amp", help="bfloat16 autocast on CUDA (losses stay float32).")] = False,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Processes decoding images (default: none on 2 cores, else half the cores).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the initial weights and the data order.")] = 0,
     strict: Annotated[bool, typer.Option("--strict", help="Fail before training if any file is not a usable image.")] = False,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Epochs between checkpoints.")] = 1,
@@ -108,7 +111,7 @@ def train(
         out=None if out is None else str(out),
         encoder=encoder, loss=loss, preset=preset, epochs=epochs, optimizer=optimizer, lr=lr, momentum=momentum,
         weight_decay=weight_decay, schedule=schedule, warmup=warmup, batch_size=batch_size, crop=crop,
-        crops_per_image=crops_per_image, max_side=max_side, strict=strict, seed=seed, device=device, amp=amp,
+        crops_per_image=crops_per_image, epoch_windows=epoch_windows, workers=workers, max_side=max_side, strict=strict, seed=seed, device=device, amp=amp,
         checkpoint_every=checkpoint_every, overwrite=overwrite, resume=None if resume is None else str(resume),
     )  # fmt: skip
     bar = None if quiet else _Bar()

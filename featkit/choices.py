@@ -9,24 +9,30 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CLUSTER_METHODS", "INDEX_KINDS", "METRICS", "POOLS", "PRESETS", "RANSAC_MODEL_NAMES"]
+__all__ = ["CLUSTER_METHODS", "DEFAULT_PRESET", "INDEX_KINDS", "METRICS", "POOLS", "PRESETS", "RANSAC_MODEL_NAMES"]
 
 #: Training presets (see :mod:`featkit.training`): the settings each fills in when a
 #: :class:`~featkit.training.TrainConfig` leaves them as ``None``.
 PRESETS: dict[str, dict[str, Any]] = {
+    "standard": dict(
+        epochs=40, optimizer="adam", lr=6e-3, momentum=0.9, weight_decay=0.0, schedule="cosine", warmup=0,
+        batch_size=16, crop=128, crops_per_image=4, epoch_windows=512,
+    ),
     "paper": dict(
         epochs=2000, optimizer="sgd", lr=0.02, momentum=0.5, weight_decay=0.0, schedule="constant", warmup=0,
-        batch_size=0, crop=0, crops_per_image=1,
+        batch_size=0, crop=0, crops_per_image=1, epoch_windows=0,
     ),
     "fast": dict(
         epochs=100, optimizer="adam", lr=6e-3, momentum=0.9, weight_decay=0.0, schedule="cosine", warmup=0,
-        batch_size=0, crop=0, crops_per_image=1,
+        batch_size=0, crop=0, crops_per_image=1, epoch_windows=0,
     ),
     "quality": dict(
         epochs=200, optimizer="adam", lr=6e-3, momentum=0.9, weight_decay=0.0, schedule="cosine", warmup=0,
-        batch_size=4, crop=0, crops_per_image=1,
+        batch_size=4, crop=0, crops_per_image=1, epoch_windows=0,
     ),
 }  # fmt: skip
+#: The preset ``featkit train`` uses when none is named.
+DEFAULT_PRESET = "standard"
 
 #: Pooling of a hidden layer in :func:`featkit.extract`; ``none`` keeps the dense maps.
 POOLS = ("avg", "max", "gem", "none")
@@ -41,4 +47,4 @@ METRICS = ("cosine", "l2")
 CLUSTER_METHODS = ("kmeans", "agglomerative", "dbscan")
 
 #: Geometric verification of :func:`featkit.match`; ``none`` keeps every match.
-RANSAC_MODEL_NAMES = ("homography", "affine", "none")
+RANSAC_MODEL_NAMES = ("homography", "affine", "fundamental", "none")

@@ -21,7 +21,7 @@ from featkit.errors import CheckpointError
 from featkit.data import load_images
 from featkit.io import ensure_new, read_json, write_json
 from featkit.plots import plot_side_by_side
-from featkit.training import PROBE_COMPONENTS, RESUMABLE_SETTINGS, TrainConfig, TrainProgress, stored_config, train
+from featkit.training import FILES_LIST, PROBE_COMPONENTS, RESUMABLE_SETTINGS, TrainConfig, TrainProgress, stored_config, train
 
 __all__ = ["PAPER_RESULTS", "TARGETS", "format_table", "reproduce"]
 
@@ -68,7 +68,7 @@ def reproduce(
     out = Path(out) if out is not None else Path("runs") / f"reproduce-{stamp}"
     if not resume:
         ensure_new(out / "results.json", overwrite=overwrite, hint="pass --overwrite to replace it, --resume to finish it,")
-    base = config or TrainConfig()
+    base = config or TrainConfig(preset="fast")
     runs, final, seconds = {}, {}, {}
     for spec in ("pl", "pl+sfl"):
         run_config = dataclasses.replace(base, loss=spec, out=str(out / spec), max_side=max_side, overwrite=overwrite)
@@ -114,7 +114,7 @@ def _train_or_continue(config: TrainConfig, on_step: Callable[[TrainProgress], N
 
 
 def _figure(runs: dict[str, Path], path: Path, count: int) -> Path:
-    files = read_json(runs["pl"] / "config.json")["data"]["files"][:count]
+    files = (runs["pl"] / FILES_LIST).read_text().splitlines()[:count]
     max_side = read_json(runs["pl"] / "config.json")["train"]["max_side"]
     originals = [r.image for r in load_images(files, max_side=max_side)[0]]
     columns = {}

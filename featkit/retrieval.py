@@ -29,7 +29,8 @@ import numpy as np
 from featkit.choices import INDEX_KINDS, METRICS
 from featkit.data import find_images
 from featkit.errors import FeatkitError, ShapeError
-from featkit.extraction import encode_images, image_batches, iter_feature_chunks, load_encoder, load_features
+from featkit.extraction import encode_images, iter_feature_chunks, load_encoder, load_features
+from featkit.pipeline import image_batches
 from featkit.io import atomic_path, ensure_new, read_json, write_json
 
 __all__ = [
@@ -352,18 +353,67 @@ def build_index(
     return result
 
 
+#: faiss starts every index file with a four-letter code beginning with "I" (IxF2 flat, IwFl IVF,
+#: IHNf HNSW, IxRF refined, IxPT transformed, IBxF binary, ...).
+_FAISS_MAGIC = b"I"
+_NPY_MAGIC = b"\x93NUMPY"
+_BUILD_HINT = "build one with `featkit index FEATURES.npy -o INDEX.faiss`"
+
+
+def _check_index_file(path: Path) -> None:
+    """Check that ``path`` can be a faiss index, from its first bytes only.
+
+    Raises:
+        FeatkitError: one line saying what ``path`` is instead (missing, a folder, a features
+            file, an image, something else) and how to get an index.
+    """
+    if path.is_dir():
+        raise FeatkitError(f"{path} is a folder, not an index; {_BUILD_HINT}")
+    if not path.is_file():
+        raise FeatkitError(f"{path}: no such index file")
+    with path.open("rb") as f:
+        head = f.read(len(_NPY_MAGIC))
+    if head.startswith(_FAISS_MAGIC):
+        return
+    if head.startswith(_NPY_MAGIC):
+        raise FeatkitError(
+            f"{path} is a features file, not an index; build one with "
+            f"`featkit index {path} -o {path.with_suffix('.faiss')}` and search that"
+        )
+    if _is_image(path):
+        raise FeatkitError(f"{path} is an image, not an index: the index comes first (`featkit search INDEX.faiss QUERY...`)")
+    raise FeatkitError(f"{path} is not a faiss index; {_BUILD_HINT}")
+
+
+def _is_image(path: Path) -> bool:
+    """Whether Pillow recognises ``path`` from its header (nothing is decoded)."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path):
+                return True
+    except Image.DecompressionBombError:
+        return True
+    except (OSError, ValueError):  # UnidentifiedImageError is an OSError
+        return False
+
+
 def load_index(path: str | os.PathLike) -> FeatureIndex:
     """Read an index written by :func:`build_index` and its manifest.
 
     Raises:
-        FeatkitError: a missing, corrupt or mismatched index or manifest.
+        FeatkitError: a missing, corrupt or mismatched index or manifest, or a file that is
+            not an index at all (a features file, an image, ...).
     """
     import faiss
 
     path = Path(path)
     mpath = index_manifest_path(path)
-    if not path.is_file():
-        raise FeatkitError(f"{path}: no such index file")
+    _check_index_file(path)
     if not mpath.is_file():
         raise FeatkitError(f"{path}: its manifest {mpath.name} is missing; rebuild it with `featkit index`")
     try:

@@ -1,22 +1,26 @@
 """Training a CAE on a folder of images: ``train(TrainConfig(...)) -> run directory``.
 
-Three presets (their settings: :data:`featkit.choices.PRESETS`), every field overridable:
+Four presets (their settings: :data:`featkit.choices.PRESETS`), every field overridable:
 
+- ``standard`` (default): Adam (learning rate 6e-3, cosine decay) on mini-batches of random
+  crops, with epochs of a fixed number of windows, so a run costs the same on 20 photos and
+  on a million and memory holds one step's crops.
 - ``paper`` (section 4): SGD, learning rate 0.02, momentum 0.5, full batch of whole images,
   2000 epochs; with ``pl+sfl`` the SFL weights are the paper's 100/10/10.
-- ``fast`` (default): Adam (learning rate 6e-3, cosine decay) on a full batch of whole
-  images, 100 epochs: the paper's effect in minutes (PL alone stays blurry), not the paper
-  preset's final quality (``bench/paper_preset.py`` measures both side by side).
-- ``quality``: ``fast`` with batches of 4 whole images for 200 epochs: better models with
-  either loss, below the paper preset's errors in a twentieth of its time.
+- ``fast``: Adam on a full batch of whole images, 100 epochs: the paper's effect in minutes
+  (PL alone stays blurry), not the paper preset's final quality.
+- ``quality``: ``fast`` with batches of 4 whole images for 200 epochs.
 
-An epoch is a list of steps drawn from one random generator (:func:`featkit.data.epoch_plan`);
-a step's windows are batched by size and their gradients accumulated with weights
-``n_batch / n_step``, so a step over images of many sizes is exactly one mean over images.
-Under ``torchrun`` each process takes every ``world_size``-th window of each step and the
-gradients are summed with one ``all_reduce``: the update is the same as one process's.
+Images are never all in memory: the run lists them and reads their headers, then each step
+decodes what it needs (:mod:`featkit.pipeline`). An epoch is a list of steps, a pure function
+of the seed and the epoch (:func:`featkit.pipeline.plan_epoch`); a step is cut into loads of
+bounded pixels whose gradients accumulate with weights ``n_batch / n_step``, so a full-batch
+step over any number of images of any sizes is exactly one mean over images. Under
+``torchrun`` each process takes its share of each step's windows (for tar shards, those of
+the shards it owns) and the gradients are summed with one ``all_reduce``: the update is the
+same as one process's.
 
-A run directory holds ``config.json``, ``model.safetensors``, ``metrics.csv``,
+A run directory holds ``config.json`` (with ``files.txt``, the list of images, beside it), ``model.safetensors``, ``metrics.csv``,
 ``checkpoint.safetensors`` (+ ``checkpoint.prev.safetensors``), ``summary.json``,
 ``curves.png``, ``reconstructions/`` and ``report.html``. The library never prints: progress
 goes to the ``on_step`` callback.
@@ -49,14 +53,15 @@ from featkit.checkpoint import (
     save_checkpoint,
     save_model,
 )
-from featkit.choices import PRESETS
-from featkit.data import ImageRecord, epoch_plan, find_images, gather_crops, load_images, sample_images
+from featkit.choices import DEFAULT_PRESET, PRESETS
+from featkit.data import decode_image, size_buckets
 from featkit.devices import network_input, resolve_device
 from featkit.encoders import AutoEncoder, create_encoder
 from featkit.errors import CheckpointError, FeatkitError, ImageError, NonFiniteLossError
-from featkit.io import ensure_new, read_json, write_json
+from featkit.io import atomic_path, ensure_new, read_json, write_json
 from featkit.losses import LOSSES, PAPER_SCALES, create_loss
 from featkit.losses.frequency import band_name
+from featkit.pipeline import Collection, Load, StepStream, default_workers, loader, open_collection, plan_epoch, scan_sizes
 
 __all__ = [
     "PRESETS",
@@ -76,9 +81,15 @@ PROBE_COMPONENTS = ("pl", *(band_name(s) for s in PAPER_SCALES))
 _OPTIMIZERS = ("sgd", "adam", "adamw")
 _SCHEDULES = ("constant", "cosine")
 #: Settings a resumed run may change without breaking exact continuation.
-RESUMABLE_SETTINGS = ("epochs", "device", "amp")
+RESUMABLE_SETTINGS = ("epochs", "device", "amp", "workers")
 #: Settings added after runs were first written, with the value those runs trained with.
-_LEGACY_SETTINGS: dict[str, Any] = {"warmup": 0}
+_LEGACY_SETTINGS: dict[str, Any] = {"warmup": 0, "epoch_windows": 0, "workers": None}
+#: The file beside ``config.json`` listing the run's images, one name per line.
+FILES_LIST = "files.txt"
+#: Images the end-of-run evaluation (``summary.json``) decodes at most, evenly spread.
+EVAL_IMAGES = 32
+#: Longer side of the images in the reconstruction figures (whatever the training size).
+FIGURE_SIDE = 512
 
 
 class TrainConfigError(FeatkitError, ValueError):
@@ -90,13 +101,14 @@ class TrainConfig:
     """Every training setting. ``None`` means "the preset's value".
 
     Attributes:
-        data: image folder (recursive) or file; ``None`` for the sample photos.
+        data: image folder (recursive), image file, text file listing images, or WebDataset
+            tar shards (``shards/train-{000000..000099}.tar``); ``None`` for the sample photos.
         out: run directory to create; ``None`` for a new one under ``runs/``.
         encoder: registered encoder name (``featkit encoders``).
         encoder_args: keyword arguments of the encoder factory.
         loss: loss spec, e.g. ``"pl+sfl"`` (eq. 7) or ``"pl"``.
         loss_options: options of :func:`featkit.create_loss`.
-        preset: ``"fast"`` or ``"paper"``.
+        preset: a name of :data:`featkit.choices.PRESETS`.
         epochs: passes over the images.
         optimizer: ``"sgd"``, ``"adam"`` or ``"adamw"``.
         lr: peak learning rate.
@@ -108,18 +120,22 @@ class TrainConfig:
         batch_size: windows per step; 0 for full batch.
         crop: side of random square windows; 0 trains on whole images.
         crops_per_image: windows per image per epoch when cropping.
+        epoch_windows: windows per epoch; 0 makes an epoch one pass over the images. With a
+            fixed number, an epoch (and so the schedule) costs the same on 20 photos and on a
+            million (:func:`featkit.pipeline.plan_epoch`).
         max_side: downscale images so the longer side is at most this; ``None`` keeps them.
         strict: fail before training when any file cannot be used, instead of skipping it.
         seed: seeds the initial weights and the data order.
         device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda:0"``, ...
         amp: bfloat16 autocast for the network on CUDA; losses stay float32.
+        workers: DataLoader processes decoding images; ``None``: :func:`featkit.pipeline.default_workers`.
         checkpoint_every: epochs between checkpoints (the last epoch is always saved).
         recon_epochs: epochs at which to save reconstructions; ``None`` for 5%, 25%, 50%,
             75% and 100% of the run (the paper's 100/500/1000/1500/2000 of 2000).
         recon_images: how many images the reconstruction figures show.
         overwrite: replace an existing run directory (only one that featkit wrote).
-        resume: a run directory to continue; only ``epochs``, ``device`` and ``amp`` may
-            change, everything else comes from its ``config.json``.
+        resume: a run directory to continue; only ``epochs``, ``device``, ``amp`` and
+            ``workers`` may change, everything else comes from its ``config.json``.
     """
 
     data: str | None = None
@@ -128,7 +144,7 @@ class TrainConfig:
     encoder_args: dict[str, Any] = field(default_factory=dict)
     loss: str = "pl+sfl"
     loss_options: dict[str, Any] = field(default_factory=dict)
-    preset: str = "fast"
+    preset: str = DEFAULT_PRESET
     epochs: int | None = None
     optimizer: str | None = None
     lr: float | None = None
@@ -139,11 +155,13 @@ class TrainConfig:
     batch_size: int | None = None
     crop: int | None = None
     crops_per_image: int | None = None
+    epoch_windows: int | None = None
     max_side: int | None = None
     strict: bool = False
     seed: int = 0
     device: str = "auto"
     amp: bool = False
+    workers: int | None = None
     checkpoint_every: int = 1
     recon_epochs: list[int] | None = None
     recon_images: int = 4
@@ -170,6 +188,8 @@ class TrainConfig:
         _check(config.batch_size >= 0, f"batch_size must be >= 0 (0 = full batch), got {config.batch_size}")
         _check(config.crop >= 0, f"crop must be >= 0 (0 = whole images), got {config.crop}")
         _check(config.crops_per_image >= 1, f"crops_per_image must be >= 1, got {config.crops_per_image}")
+        _check(config.epoch_windows >= 0, f"epoch_windows must be >= 0 (0 = one pass), got {config.epoch_windows}")
+        _check(config.workers is None or config.workers >= 0, f"workers must be >= 0, got {config.workers}")
         _check(config.max_side is None or config.max_side >= 8, f"max_side must be >= 8, got {config.max_side}")
         _check(config.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {config.checkpoint_every}")
         _check(config.recon_images >= 0, f"recon_images must be >= 0, got {config.recon_images}")
@@ -238,28 +258,40 @@ def _prepare_run_dir(path: Path, overwrite: bool) -> None:
     path.mkdir(parents=True)
 
 
-def _load_data(config: TrainConfig) -> tuple[list[ImageRecord], dict[str, Any]]:
-    folder = Path(config.data) if config.data is not None else sample_images()
-    records, skipped = load_images(find_images(folder), max_side=config.max_side)
+@dataclass
+class _Data:
+    """The images a run trains on: the usable part of its collection and their sizes."""
+
+    collection: Collection
+    sizes: list[tuple[int, int]]
+    summary: dict[str, Any]
+
+
+def _open_data(config: TrainConfig) -> _Data:
+    """List the run's images and read their headers (no pixels); ``--strict`` fails here."""
+    collection = open_collection(config.data)
+    usable, sizes, skipped = scan_sizes(collection, max_side=config.max_side, verify=config.strict)
     if skipped and config.strict:
-        listed = "; ".join(f"{p}: {why}" for p, why in skipped)
-        raise ImageError(f"--strict: {len(skipped)} file(s) under {folder} cannot be used: {listed}")
-    if not records:
-        raise ImageError(f"no usable images under {folder} ({len(skipped)} skipped)")
-    heights = [r.image.shape[-2] for r in records]
-    widths = [r.image.shape[-1] for r in records]
+        listed = "; ".join(f"{name}: {why}" for name, why in skipped)
+        raise ImageError(f"--strict: {len(skipped)} file(s) in {collection.source} cannot be used: {listed}")
+    if not usable:
+        raise ImageError(f"no usable images in {collection.source} ({len(skipped)} skipped)")
+    collection = collection.subset(usable)
+    heights, widths = [h for h, _ in sizes], [w for _, w in sizes]
     summary = {
-        "folder": str(folder),
+        "folder": collection.source,
+        "kind": collection.kind,
         "sample_photos": config.data is None,
-        "images": len(records),
-        "files": [str(r.path) for r in records],
+        "images": len(collection),
+        "pixels": int(sum(h * w for h, w in sizes)),
         "height": [min(heights), max(heights)],
         "width": [min(widths), max(widths)],
-        "pixels": int(sum(h * w for h, w in zip(heights, widths))),
+        "digest": collection.digest(),
+        "files": FILES_LIST,
         "max_side": config.max_side,
-        "skipped": [{"path": str(p), "reason": why} for p, why in skipped],
+        "skipped": [{"path": name, "reason": why} for name, why in skipped],
     }
-    return records, summary
+    return _Data(collection, sizes, summary)
 
 
 def _make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
@@ -331,34 +363,31 @@ class _World:
 class _Trainer:
     """The state of one run: model, optimizer, data, position; steps and checkpoints."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path, records: list[ImageRecord], world: _World, device):
-        self.config, self.run_dir, self.world, self.device = config, run_dir, world, device
-        self.images = [r.image for r in records]
+    def __init__(self, config: TrainConfig, run_dir: Path, data: _Data, world: _World, device):
+        self.config, self.run_dir, self.data, self.world, self.device = config, run_dir, data, world, device
         torch.manual_seed(config.seed)
         self.model: AutoEncoder = create_encoder(config.encoder, **config.encoder_args).to(device)
         self.loss = create_loss(config.loss, **config.loss_options).to(device)
         self.probe = create_loss("pl+sfl").to(device)
         self.names = list(PROBE_COMPONENTS) + [n for n in self.loss.weights if n not in PROBE_COMPONENTS]
         self.optimizer = _make_optimizer(config, self.model.parameters())
-        self.data_rng = torch.Generator().manual_seed(config.seed)
+        self.plan = {"seed": config.seed, "batch_size": config.batch_size, "crops_per_image": config.crops_per_image,
+                     "epoch_windows": config.epoch_windows}  # fmt: skip
+        self.steps_per_epoch = len(plan_epoch(len(data.collection), 0, **self.plan))
         self.epoch, self.step = 0, 0  # completed epochs; completed steps of the current epoch
-        self.epoch_rng = self.data_rng.get_state()
         self.partial: dict[str, float] = {}
         self.rows: list[dict[str, Any]] = []
-        self.steps_per_epoch = len(self._plan(torch.Generator().manual_seed(0)))
+        #: Images whose header read but whose pixels did not decode, found while training.
+        self.late_skipped: dict[str, str] = {}
 
     # -- state ------------------------------------------------------------------------
-    def _plan(self, generator: torch.Generator):
-        c = self.config
-        sizes = [tuple(im.shape[-2:]) for im in self.images]
-        return epoch_plan(sizes, batch_size=c.batch_size, crop=c.crop, crops_per_image=c.crops_per_image, generator=generator)
-
     def save(self) -> None:
         if not self.world.main:
             return
-        rng = {"torch": torch.get_rng_state(), "epoch": self.epoch_rng}
-        meta = {"epoch": self.epoch, "step": self.step, "partial": self.partial, "rows": self.rows}
-        save_checkpoint(self.run_dir, model=self.model, optimizer=self.optimizer, rng=rng, meta=meta)
+        meta = {"epoch": self.epoch, "step": self.step, "partial": self.partial, "rows": self.rows,
+                "late_skipped": self.late_skipped}  # fmt: skip
+        save_checkpoint(self.run_dir, model=self.model, optimizer=self.optimizer, rng={"torch": torch.get_rng_state()},
+                        meta=meta)  # fmt: skip
         save_model(self.run_dir, self.model)
 
     def restore(self) -> None:
@@ -366,10 +395,16 @@ class _Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"]["torch"])
-        self.epoch_rng = state["rng"]["epoch"]
         meta = state["meta"]
         self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
         self.partial, self.rows = dict(meta["partial"]), list(meta["rows"])
+        self.late_skipped = dict(meta.get("late_skipped", {}))
+
+    def stream(self) -> StepStream:
+        """The loads of every step from the current position to the end of the run."""
+        c = self.config
+        return StepStream(self.data.collection, self.data.sizes, plan=self.plan, crop=c.crop, max_side=c.max_side,
+                          start=(self.epoch, self.step), stop=c.epochs, rank=self.world.rank, world=self.world.size)  # fmt: skip
 
     # -- one step ---------------------------------------------------------------------
     def _components(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -385,20 +420,23 @@ class _Trainer:
             parts = {**parts, **{n: probed[n] for n in missing}}
         return total, parts
 
-    def run_step(self, crops, lr: float) -> dict[str, float]:
-        """One optimisation step over ``crops``; returns the step's summed components."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.optimizer.zero_grad(set_to_none=False)
-        mine = crops[self.world.rank :: self.world.size]
-        sums = torch.zeros(len(self.names) + 2, dtype=torch.float64)  # components, total, count
-        for batch in gather_crops(self.images, mine) if mine else []:
+    def accumulate(self, load: Load, sums: torch.Tensor) -> None:
+        """Add one load's gradient, weighted by its share of the step's planned windows, and
+        its components (summed over windows) to ``sums``."""
+        for name, reason in load.failed:
+            self.late_skipped.setdefault(name, reason)
+        for batch in load.batches:
             batch = network_input(batch, self.device)
             total, parts = self._components(batch)
-            (total * (len(batch) / len(crops))).backward()
+            (total * (len(batch) / load.windows)).backward()
             values = torch.stack([parts[n].detach() for n in self.names] + [total.detach()]).double().cpu()
             sums[:-1] += values * len(batch)
             sums[-1] += len(batch)
+
+    def finish_step(self, sums: torch.Tensor, planned: int, lr: float) -> dict[str, float]:
+        """Combine every process's part of the step and update; returns the step's summed
+        components and ``count``, the windows that decoded. A step whose images all failed
+        to decode makes no update."""
         self.world.sum_(sums)
         if not bool(torch.isfinite(sums).all()):
             name, value = next((n, v) for n, v in zip([*self.names, "total"], sums.tolist()) if not math.isfinite(v))
@@ -409,13 +447,22 @@ class _Trainer:
                 f"(step {overall} overall); the update was "
                 f"not applied and the last good checkpoint is {self.run_dir / CHECKPOINT_FILE} (try a lower --lr)"
             )
+        decoded = int(sums[-1])
+        params = [p for p in self.model.parameters() if p.requires_grad]
         if self.world.size > 1:  # one all_reduce of every gradient, flattened
-            params = [p for p in self.model.parameters() if p.requires_grad]
             flat = self.world.sum_(torch.cat([torch.zeros_like(p).flatten() if p.grad is None else p.grad.flatten()
                                               for p in params]))  # fmt: skip
             for p, g in zip(params, flat.split([p.numel() for p in params])):
                 p.grad = g.view_as(p).clone()
-        self.optimizer.step()
+        if 0 < decoded < planned:  # undecodable images: the mean is over the windows that remain
+            for p in params:
+                if p.grad is not None:
+                    p.grad.mul_(planned / decoded)
+        if decoded:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=False)
         return dict(zip([*self.names, "total", "count"], sums.tolist()))
 
 
@@ -433,14 +480,12 @@ def evaluate_images(
         ``{"pl": ..., "sfl/0.8": ..., "sfl/1.6": ..., "sfl/3.2": ...}``, means over images.
     """
     probe = create_loss("pl+sfl").to(device)
-    crops = [c for step in epoch_plan([tuple(im.shape[-2:]) for im in images], batch_size=0, crop=0,
-                                      generator=torch.Generator().manual_seed(0)) for c in step]  # fmt: skip
     sums = dict.fromkeys(PROBE_COMPONENTS, 0.0)
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        for batch in gather_crops(images, sorted(crops, key=lambda c: c.index)):
-            batch = network_input(batch, device)
+        for group in size_buckets([tuple(im.shape[-2:]) for im in images], None):
+            batch = network_input(torch.stack([images[i] for i in group]), device)
             parts = probe.components(model(batch).float(), batch)
             for name in PROBE_COMPONENTS:
                 sums[name] += float(parts[name]) * len(batch)
@@ -448,11 +493,32 @@ def evaluate_images(
     return {k: v / len(images) for k, v in sums.items()}
 
 
+def _spread(count: int, most: int) -> list[int]:
+    """At most ``most`` indices evenly spread over ``range(count)`` (all of them when few)."""
+    return list(range(count)) if count <= most else [i * count // most for i in range(most)]
+
+
+def _evaluate_run(trainer: _Trainer) -> dict[str, float]:
+    """:func:`evaluate_images` over up to :data:`EVAL_IMAGES` of the run's images, decoded a
+    few at a time."""
+    refs = trainer.data.collection.refs
+    chosen = [i for i in _spread(len(refs), EVAL_IMAGES) if refs[i].name not in trainer.late_skipped]
+    totals, count = dict.fromkeys(PROBE_COMPONENTS, 0.0), 0
+    for first in range(0, len(chosen), 4):
+        images = [decode_image(refs[i], max_side=trainer.config.max_side)[0] for i in chosen[first : first + 4]]
+        part = evaluate_images(trainer.model, images, device=trainer.device)
+        totals = {k: totals[k] + part[k] * len(images) for k in totals}
+        count += len(images)
+    return {k: v / max(count, 1) for k, v in totals.items()}
+
+
 def train(config: TrainConfig, on_step: Callable[[TrainProgress], None] | None = None) -> Path:
     """Train an autoencoder and write its run directory.
 
-    On the CPU this keeps freed memory in the process for the next step's activations
-    (:func:`featkit.allocator.reuse_freed_memory`, process-wide, glibc only).
+    Images are decoded as steps need them (:mod:`featkit.pipeline`), so memory stays bounded
+    whatever the collection's size. On the CPU this keeps freed memory in the process for the
+    next step's activations (:func:`featkit.allocator.reuse_freed_memory`, process-wide,
+    glibc only).
 
     Args:
         config: the settings; ``config.resume`` continues an existing run instead.
@@ -467,7 +533,8 @@ def train(config: TrainConfig, on_step: Callable[[TrainProgress], None] | None =
         ImageError: no usable images, or any unusable file with ``strict``.
         OutputExistsError: the run directory exists and ``overwrite`` is not set.
         NonFiniteLossError: a loss term became NaN or infinite (nothing non-finite is saved).
-        CheckpointError: ``resume`` names a run without a readable checkpoint.
+        CheckpointError: ``resume`` names a run without a readable checkpoint, or one whose
+            images changed.
         KeyboardInterrupt: after saving a checkpoint that ``resume`` continues exactly.
     """
     started = time.perf_counter()
@@ -483,17 +550,18 @@ def train(config: TrainConfig, on_step: Callable[[TrainProgress], None] | None =
     try:
         if world.size > 1 and config.out is None:
             raise TrainConfigError("under torchrun pass --out, so that every process agrees on the run directory")
-        records, data_summary = _load_data(config)
+        data = _open_data(config)
         if config.resume is not None:
-            _check_same_images(run_dir, data_summary["files"])
+            _check_same_images(run_dir, data)
         else:
             world.on_main(lambda: _prepare_run_dir(run_dir, config.overwrite))
-        trainer = _Trainer(config, run_dir, records, world, device)
+        trainer = _Trainer(config, run_dir, data, world, device)
         if config.resume is not None:
             world.on_main(lambda: remove_stale_temp_files(run_dir))
             trainer.restore()
         if world.main:
-            write_json(run_dir / CONFIG_FILE, _run_config(config, trainer, data_summary))
+            _write_files_list(run_dir, data.collection)
+            _write_run_config(trainer)
         _loop(trainer, on_step, started)
         if world.main:
             _finish(trainer, time.perf_counter() - started)
@@ -527,20 +595,34 @@ def _resumed_config(requested: TrainConfig) -> TrainConfig:
     return dataclasses.replace(stored, **changes, resume=str(run_dir), out=str(run_dir)).resolved()
 
 
-def _check_same_images(run_dir: Path, files: list[str]) -> None:
-    before = read_json(run_dir / CONFIG_FILE)["data"]["files"]
-    if before != files:
-        added, removed = sorted(set(files) - set(before)), sorted(set(before) - set(files))
-        raise CheckpointError(
-            f"cannot resume {run_dir} exactly: its images changed since it started "
-            f"({len(added)} added, {len(removed)} removed, e.g. {(added + removed)[:3]})"
-        )
+def _write_files_list(run_dir: Path, collection: Collection) -> None:
+    with atomic_path(run_dir / FILES_LIST) as tmp, open(tmp, "w") as fh:
+        fh.writelines(f"{ref.name}\n" for ref in collection.refs)
 
 
-def _run_config(config: TrainConfig, trainer: _Trainer, data_summary: dict[str, Any]) -> dict[str, Any]:
+def _check_same_images(run_dir: Path, data: _Data) -> None:
+    before = read_json(run_dir / CONFIG_FILE)["data"]
+    if before.get("digest") == data.summary["digest"]:
+        return
+    listed = run_dir / FILES_LIST
+    old = set(listed.read_text().splitlines()) if listed.is_file() else set(before.get("files", []))
+    new = {ref.name for ref in data.collection.refs}
+    added, removed = sorted(new - old), sorted(old - new)
+    raise CheckpointError(
+        f"cannot resume {run_dir} exactly: its images changed since it started "
+        f"({len(added)} added, {len(removed)} removed, e.g. {(added + removed)[:3]})"
+    )
+
+
+def _write_run_config(trainer: _Trainer) -> None:
+    """``config.json``: the settings, the model, and the data (with every skipped image)."""
     from featkit import __version__
 
-    return {
+    config = trainer.config
+    data = dict(trainer.data.summary)
+    data["images"] -= len(trainer.late_skipped)
+    data["skipped"] = data["skipped"] + [{"path": n, "reason": r} for n, r in trainer.late_skipped.items()]
+    write_json(trainer.run_dir / CONFIG_FILE, {
         "featkit": __version__,
         "encoder": trainer.model.config,
         "feature_info": [info.as_dict() for info in trainer.model.feature_info],
@@ -551,47 +633,64 @@ def _run_config(config: TrainConfig, trainer: _Trainer, data_summary: dict[str, 
         "world_size": trainer.world.size,
         "device": str(trainer.device),
         "amp": config.amp and trainer.device.type == "cuda",  # bfloat16 autocast is CUDA-only
-        "data": data_summary,
-    }
+        "data": data,
+    })  # fmt: skip
 
 
 def _loop(trainer: _Trainer, on_step, started: float) -> None:
     config, world = trainer.config, trainer.world
     recon_at = set(_recon_epochs(config))
-    total_steps = config.epochs * trainer.steps_per_epoch
-    warmup_steps = config.warmup * trainer.steps_per_epoch
+    steps = trainer.steps_per_epoch
+    total_steps, warmup_steps = config.epochs * steps, config.warmup * steps
+    workers = default_workers() if config.workers is None else config.workers
     trainer.model.train()
+    trainer.optimizer.zero_grad(set_to_none=False)
+    sums = torch.zeros(len(trainer.names) + 2, dtype=torch.float64)  # components, total, count
+    epoch_start = time.perf_counter() - trainer.partial.get("seconds", 0.0)
     try:
-        while trainer.epoch < config.epochs:
-            trainer.data_rng.set_state(trainer.epoch_rng)
-            plan = trainer._plan(trainer.data_rng)
-            epoch_start = time.perf_counter() - trainer.partial.get("seconds", 0.0)
-            for index in range(trainer.step, len(plan)):
-                lr = _learning_rate(config, trainer.epoch * len(plan) + index, total_steps, warmup_steps)
-                sums = trainer.run_step(plan[index], lr)
-                for k, v in sums.items():
-                    trainer.partial[k] = trainer.partial.get(k, 0.0) + v
-                trainer.step = index + 1
-                done = trainer.step == len(plan)
-                trainer.partial["seconds"] = time.perf_counter() - epoch_start
-                means = {k: trainer.partial[k] / trainer.partial["count"] for k in [*trainer.names, "total"]}
-                if done:
-                    trainer.rows.append({"epoch": trainer.epoch + 1, **means, "lr": lr,
-                                         "seconds": round(trainer.partial["seconds"], 4)})  # fmt: skip
-                    trainer.epoch, trainer.step, trainer.partial = trainer.epoch + 1, 0, {}
-                    trainer.epoch_rng = trainer.data_rng.get_state()
-                    if world.main:
-                        _write_metrics(trainer.run_dir, trainer.rows)
-                        if trainer.epoch in recon_at:
-                            _save_reconstructions(trainer, trainer.epoch)
-                    if trainer.epoch % config.checkpoint_every == 0 or trainer.epoch == config.epochs:
-                        _save_or_stop(trainer)
-                if on_step is not None and world.main:
-                    on_step(TrainProgress(trainer.epoch + (0 if done else 1), config.epochs, index + 1, len(plan),
-                                          means, lr, time.perf_counter() - started, done, trainer.run_dir))  # fmt: skip
+        for load in loader(trainer.stream(), workers):
+            trainer.accumulate(load, sums)
+            if not load.last:
+                continue
+            lr = _learning_rate(config, load.epoch * steps + load.step, total_steps, warmup_steps)
+            for k, v in trainer.finish_step(sums, load.windows, lr).items():
+                trainer.partial[k] = trainer.partial.get(k, 0.0) + v
+            sums.zero_()
+            trainer.step = load.step + 1
+            done = trainer.step == steps
+            trainer.partial["seconds"] = time.perf_counter() - epoch_start
+            count = max(trainer.partial["count"], 1.0)
+            means = {k: trainer.partial[k] / count for k in [*trainer.names, "total"]}
+            if done:
+                trainer.rows.append({"epoch": trainer.epoch + 1, **means, "lr": lr,
+                                     "seconds": round(trainer.partial["seconds"], 4)})  # fmt: skip
+                trainer.epoch, trainer.step, trainer.partial = trainer.epoch + 1, 0, {}
+                epoch_start = time.perf_counter()
+                _share_late_skipped(trainer)
+                if world.main:
+                    _write_metrics(trainer.run_dir, trainer.rows)
+                    if trainer.late_skipped:
+                        _write_run_config(trainer)
+                    if trainer.epoch in recon_at:
+                        _save_reconstructions(trainer, trainer.epoch)
+                if trainer.epoch % config.checkpoint_every == 0 or trainer.epoch == config.epochs:
+                    _save_or_stop(trainer)
+            if on_step is not None and world.main:
+                on_step(TrainProgress(trainer.epoch + (0 if done else 1), config.epochs, load.step + 1, steps,
+                                      means, lr, time.perf_counter() - started, done, trainer.run_dir))  # fmt: skip
     except KeyboardInterrupt:
         _save_or_stop(trainer)
         raise
+
+
+def _share_late_skipped(trainer: _Trainer) -> None:
+    """Under ``torchrun``, every process learns the images the others failed to decode."""
+    if trainer.world.size > 1:
+        gathered: list[dict[str, str]] = [{} for _ in range(trainer.world.size)]
+        dist.all_gather_object(gathered, trainer.late_skipped)
+        for found in gathered:
+            for name, reason in found.items():
+                trainer.late_skipped.setdefault(name, reason)
 
 
 def _save_or_stop(trainer: _Trainer) -> None:
@@ -616,14 +715,23 @@ def _write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
 def _save_reconstructions(trainer: _Trainer, epoch: int) -> None:
     from featkit.plots import plot_reconstructions
 
-    count = min(trainer.config.recon_images, len(trainer.images))
-    if count == 0:
+    refs = trainer.data.collection.refs
+    side = min(FIGURE_SIDE, trainer.config.max_side or FIGURE_SIDE)
+    originals = []
+    for ref in refs:  # the first images that decode
+        if len(originals) == trainer.config.recon_images:
+            break
+        if ref.name not in trainer.late_skipped:
+            try:
+                originals.append(decode_image(ref, max_side=side)[0])
+            except ImageError:
+                continue
+    if not originals:
         return
-    originals = trainer.images[:count]
     was_training = trainer.model.training
     trainer.model.eval()
     with torch.no_grad():
-        recons = [trainer.model(im[None].to(trainer.device)).float()[0].cpu() for im in originals]
+        recons = [trainer.model(network_input(im[None], trainer.device)).float()[0].cpu() for im in originals]
     trainer.model.train(was_training)
     plot_reconstructions(originals, recons, trainer.run_dir / "reconstructions" / f"epoch_{epoch:04d}.png",
                          title=f"epoch {epoch}: original | reconstruction | close-ups")  # fmt: skip
@@ -633,7 +741,7 @@ def _finish(trainer: _Trainer, seconds: float) -> None:
     from featkit.plots import plot_curves
     from featkit.report import write_report
 
-    final = evaluate_images(trainer.model, trainer.images, device=trainer.device)
+    final = _evaluate_run(trainer)
     summary = {"epochs": trainer.epoch, "seconds": round(seconds, 3), "final": final}
     write_json(trainer.run_dir / "summary.json", summary)
     plot_curves(trainer.rows, trainer.run_dir / "curves.png", title=f"{trainer.config.encoder}, {trainer.config.loss}")

@@ -1,4 +1,4 @@
-"""featkit.data: decoding any image to RGB in [-1, 1], skipping bad files, batching plans."""
+"""featkit.data: decoding any image to RGB in [-1, 1], skipping bad files, batching by size."""
 
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ import torch
 from PIL import Image
 
 from featkit.data import (
-    Crop,
-    epoch_plan,
     find_images,
-    gather_crops,
     iter_batches,
     load_image,
     load_images,
@@ -122,29 +119,3 @@ def test_size_buckets_never_mix_sizes():
 
     records = [ImageRecord(None, im, (s[1], s[0])) for im, s in zip(images, sizes)]
     assert sorted(b.shape[0] for b in iter_batches(records, None)) == [2, 3]
-
-
-def test_epoch_plan_covers_every_image_and_replays_exactly():
-    sizes = [(30, 40), (10, 50), (64, 64)]
-    plan = epoch_plan(sizes, batch_size=4, crop=16, crops_per_image=3, generator=torch.Generator().manual_seed(1))
-    again = epoch_plan(sizes, batch_size=4, crop=16, crops_per_image=3, generator=torch.Generator().manual_seed(1))
-    assert plan == again
-    crops = [c for step in plan for c in step]
-    assert [len(s) for s in plan] == [4, 4, 1]
-    assert sorted(c.index for c in crops) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
-    for c in crops:
-        h, w = sizes[c.index]
-        assert (c.height, c.width) == (min(16, h), min(16, w))
-        assert 0 <= c.top <= h - c.height and 0 <= c.left <= w - c.width
-    whole = epoch_plan(sizes, batch_size=0, crop=0, generator=torch.Generator().manual_seed(1))
-    assert len(whole) == 1 and sorted((c.index, c.height, c.width) for c in whole[0]) == [
-        (0, 30, 40), (1, 10, 50), (2, 64, 64)]  # fmt: skip
-
-
-def test_gather_crops_cuts_the_right_pixels():
-    images = [torch.arange(3 * 5 * 6, dtype=torch.float32).view(3, 5, 6), torch.zeros(3, 4, 4)]
-    crops = [Crop(0, 1, 2, 3, 3), Crop(1, 0, 0, 4, 4), Crop(0, 0, 0, 3, 3)]
-    batches = gather_crops(images, crops)
-    assert [tuple(b.shape) for b in batches] == [(2, 3, 3, 3), (1, 3, 4, 4)]
-    assert torch.equal(batches[0][0], images[0][:, 1:4, 2:5])
-    assert torch.equal(batches[0][1], images[0][:, 0:3, 0:3])

@@ -32,7 +32,7 @@ def fast_config(tiny_folder, tmp_path):
 
     def make(**overrides) -> TrainConfig:
         base = TrainConfig(
-            data=str(tiny_folder), out=str(tmp_path / "run"), epochs=2, crop=16, batch_size=3,
+            data=str(tiny_folder), out=str(tmp_path / "run"), epochs=2, crop=16, batch_size=3, epoch_windows=0,
             crops_per_image=2, recon_images=1, recon_epochs=[], device="cpu",
         )  # fmt: skip
         return dataclasses.replace(base, **overrides)

@@ -33,7 +33,7 @@ def test_run_dir_contents(fast_config):
     config = json.loads((run_dir / "config.json").read_text())
     assert config["encoder"] == {"name": "paper-cae", "args": {}}
     assert config["loss"]["spec"] == "pl+sfl" and config["loss"]["weights"]["sfl/0.8"] == 100.0
-    assert config["preset"] == "fast" and config["train"]["optimizer"] == "adam" and config["train"]["epochs"] == 2
+    assert config["preset"] == "standard" and config["train"]["optimizer"] == "adam" and config["train"]["epochs"] == 2
     assert config["data"]["images"] == 4 and config["data"]["skipped"] == []
     assert [f["name"] for f in config["feature_info"]] == ["conv1", "conv2", "deconv1"]
     rows = _metrics(run_dir)
