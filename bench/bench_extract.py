@@ -91,7 +91,8 @@ def single_core_work(paths: list[Path], model_name: str) -> tuple[float, float]:
     return decode / len(paths), network / len(paths)
 
 
-def bench_extraction(tmp: Path, count: int, side: int, repeats: int, model: str = "paper-cae") -> None:
+def bench_extraction(tmp: Path, count: int, side: int, repeats: int, model: str = "paper-cae") -> dict[str, float]:
+    """Print and return ``{"ratio": featkit / naive, "bound": the machine's bound}``."""
     import featkit
     from featkit.data import find_images
 
@@ -118,6 +119,7 @@ def bench_extraction(tmp: Path, count: int, side: int, repeats: int, model: str 
         f"on {cores} cores no extractor exceeds {bound:.2f}x the naive loop",
         flush=True,
     )
+    return {"ratio": naive / fast, "bound": bound}
 
 
 # -- 2. search ---------------------------------------------------------------------------------

@@ -27,6 +27,6 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars;
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs instead of refusing.")]
 ModelOpt = Annotated[
     str,
-    typer.Option("--model", "-m", help="A run directory from `featkit train`, timm:<name> (random weights), or pixels."),
+    typer.Option("--model", "-m", help="A run directory from `featkit train`, or a baseline: an encoder name alone (random weights, seeded), pixels, daisy."),
 ]
 OptionalPath = Optional[Path]

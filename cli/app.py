@@ -17,8 +17,31 @@ from featkit.cli.evaluate import evaluate_app
 from featkit.cli.extract import extract, merge
 from featkit.cli.index import index
 from featkit.cli.search import search
+from featkit.cli.shards import shards
 from featkit.cli.train import train
 from featkit.cli.reproduce import reproduce
+
+
+def _show_flags_without_a_value() -> None:
+    """Leave a flag's value column empty in the rich help.
+
+    Typer 0.29's rich help prints every option's type, flags included (``--quiet <bool>``,
+    even ``--help <bool>``), as if they took a value; its plain help prints none. Every bool
+    option here is already a pure flag (``--quiet``, no value), so only the display changes.
+    """
+    from typer.core import TyperOption
+
+    show_type = getattr(TyperOption, "display_type_rich", None)
+    if show_type is None:  # older Typer renders help another way; nothing to change
+        return
+
+    def display_type_rich(self: TyperOption, ctx) -> str | None:
+        return None if self.is_flag else show_type(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich
+
+
+_show_flags_without_a_value()
 
 app = typer.Typer(
     name="featkit",
@@ -60,7 +83,8 @@ def _global(
             import_plugin_module(module, [LOSSES, ENCODERS])
 
 
-# In the order of the workflow: train, export features, use them; then the listings.
+# In the order of the workflow: shard the data, train, export features, use them; then the listings.
+app.command("shards")(shards)
 app.command("train")(train)
 app.command("reproduce")(reproduce)
 app.command("extract")(extract)

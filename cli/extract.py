@@ -21,7 +21,7 @@ def extract(
     out: Annotated[Path, typer.Option("--out", "-o", help="Features file to write (.npy); the manifest goes beside it (.json).")],
     layer: Annotated[Optional[str], typer.Option("--layer", help="Hidden layer (see `featkit encoders`); default: the encoder's.")] = None,
     pool: Annotated[Pool, typer.Option("--pool", help="avg/max/gem: one row per image; none: dense maps with their stride.")] = Pool.avg,
-    grid: Annotated[int, typer.Option("--grid", min=1, help="Pool over a GRID x GRID layout (D = channels x GRID^2); 1 pools globally.")] = 1,
+    grid: Annotated[Optional[int], typer.Option("--grid", min=1, help="Pool over a GRID x GRID layout (D = channels x GRID^2); 1 pools globally. Default: the encoder's own, 1 for learned encoders, 8 for pixels (an 8 x 8 thumbnail).")] = None,
     shard: Annotated[Optional[str], typer.Option("--shard", help="i/n: only the i-th of n slices of the sorted file list (1-based); join with `featkit merge`.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run with the same settings.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images decoded per batch; equal sizes run together.")] = 16,

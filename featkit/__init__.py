@@ -10,6 +10,7 @@ Public verbs (the CLI calls the same functions)::
     featkit.search("feats.faiss", ["query.jpg"], k=10)        # featkit search
     featkit.cluster("feats.npy", 8)                           # featkit cluster
     featkit.match("a.jpg", "b.jpg", run)                      # featkit match
+    featkit.write_shards("photos/", "shards/")                # featkit shards
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ _EXPORTS = {
     "create_encoder": "featkit.encoders",
     "create_loss": "featkit.losses",
     "evaluate_retrieval": "featkit.evaluate",
+    "expand_shards": "featkit.shards",
     "extract": "featkit.extraction",
+    "iter_shard_images": "featkit.shards",
     "list_encoders": "featkit.encoders",
     "list_losses": "featkit.losses",
     "load_features": "featkit.extraction",
@@ -41,6 +44,7 @@ _EXPORTS = {
     "register_loss": "featkit.losses",
     "search": "featkit.retrieval",
     "train": "featkit.training",
+    "write_shards": "featkit.shards",
 }
 
 if TYPE_CHECKING:
@@ -53,6 +57,7 @@ if TYPE_CHECKING:
     from featkit.losses import create_loss, list_losses, register_loss
     from featkit.matching import match
     from featkit.retrieval import build_index, load_index, search
+    from featkit.shards import expand_shards, iter_shard_images, write_shards
     from featkit.training import TrainConfig, train
 
 

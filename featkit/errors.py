@@ -15,6 +15,7 @@ __all__ = [
     "SpecError",
     "ShapeError",
     "ImageError",
+    "ShardError",
     "CheckpointError",
     "NonFiniteLossError",
     "OutputExistsError",
@@ -44,6 +45,11 @@ class ShapeError(FeatkitError, ValueError):
 
 class ImageError(FeatkitError):
     """A file that cannot be decoded as an image, with the reason."""
+
+
+class ShardError(ImageError):
+    """A WebDataset tar shard that is missing, unreadable or corrupt, or a bad shard pattern
+    (an :class:`ImageError`, since shards are where images come from)."""
 
 
 class CheckpointError(FeatkitError):

@@ -29,31 +29,27 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
 
 from featkit.checkpoint import load_model
 from featkit.choices import POOLS
-from featkit.data import find_images, load_images, size_buckets
+from featkit.data import size_buckets
 from featkit.encoders import AutoEncoder
-from featkit.errors import FeatkitError, ImageError, OutputExistsError, ShapeError
+from featkit.errors import FeatkitError, OutputExistsError, ShapeError
 from featkit.devices import network_input, resolve_device
 from featkit.io import atomic_path, ensure_new, read_json, write_json
+from featkit.pipeline import Collection, default_workers, image_batches, open_collection
 
 __all__ = [
     "POOLS",
-    "LoadedImage",
-    "ImageFiles",
     "class_labels",
     "encode_images",
     "extract",
-    "image_batches",
     "iter_feature_chunks",
     "load_encoder",
     "load_features",
@@ -73,82 +69,6 @@ CHECKPOINT_EVERY_S = 2.0
 #: 2-3x slower per image (measured with paper-cae on 128 x 128 images).
 PIXELS_PER_FORWARD = 1 << 16
 _PARTIAL_ROWS, _PARTIAL_LOG, _PARTIAL_CONFIG = "rows.f32", "done.jsonl", "config.json"
-
-
-# -- loading images ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LoadedImage:
-    """One file of a collection after decoding.
-
-    Attributes:
-        index: position in the file list.
-        path: the file.
-        image: :math:`(3, H, W)` in [-1, 1], or ``None`` when it could not be used.
-        original_size: ``(width, height)`` of the file, or ``None``.
-        reason: why the file was skipped, or ``None``.
-    """
-
-    index: int
-    path: Path
-    image: torch.Tensor | None
-    original_size: tuple[int, int] | None
-    reason: str | None
-
-
-class ImageFiles(Dataset):
-    """A map-style dataset decoding image files (in DataLoader workers), never raising for a
-    bad file: it comes back as a :class:`LoadedImage` with a ``reason``.
-
-    Args:
-        paths: the files.
-        max_side: downscale so the longer side is at most this (never upscale); ``None`` keeps
-            each image's own resolution.
-    """
-
-    def __init__(self, paths: Sequence[str | os.PathLike], max_side: int | None = None) -> None:
-        self.paths = [Path(p) for p in paths]
-        self.max_side = max_side
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> LoadedImage:
-        path = self.paths[index]
-        records, skipped = load_images([path], max_side=self.max_side)
-        if skipped:
-            return LoadedImage(index, path, None, None, skipped[0][1])
-        return LoadedImage(index, path, records[0].image, records[0].original_size, None)
-
-
-def _as_list(batch: list[LoadedImage]) -> list[LoadedImage]:
-    return batch
-
-
-def default_workers() -> int:
-    """Decoding processes worth starting: none on a 2-core machine (a worker there only
-    competes with the network for the cores), else half the cores, at most 8."""
-    cores = os.cpu_count() or 1
-    return 0 if cores <= 2 else min(8, cores // 2)
-
-
-def image_batches(
-    paths: Sequence[str | os.PathLike], *, batch_size: int = 16, workers: int = 0, max_side: int | None = None
-) -> Iterator[list[LoadedImage]]:
-    """Decode files in ``workers`` background processes, in order, ``batch_size`` at a time.
-
-    Batches are lists because images keep their own sizes; see :func:`encode_images` for
-    running a model on them. Memory holds at most a few batches whatever ``len(paths)``.
-    """
-    if batch_size < 1 or workers < 0:
-        raise FeatkitError(f"batch_size must be >= 1 and workers >= 0, got {batch_size} and {workers}")
-    loader = DataLoader(
-        ImageFiles(paths, max_side),
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=workers,
-        collate_fn=_as_list,
-    )
-    yield from loader
 
 
 # -- running the model ------------------------------------------------------------------------
@@ -334,7 +254,7 @@ def class_labels(manifest: dict[str, Any]) -> tuple[np.ndarray, list[str]] | Non
         some image does not sit in a class subfolder of the manifest's root, or the manifest
         describes dense features.
     """
-    if manifest.get("pool") == "none":
+    if manifest.get("pool") == "none" or manifest.get("kind") == "shards":
         return None
     root = Path(manifest["root"])
     names = []
@@ -366,22 +286,16 @@ def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
     return i, n
 
 
-def _collect(images: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[list[Path], Path]:
-    """Sorted absolute file list and the root labels are read from."""
-    if isinstance(images, (str, os.PathLike)):
-        root = Path(images).resolve()
-        paths = [p.resolve() if p.is_symlink() else p for p in find_images(root)]  # under a resolved root
-        root = root if root.is_dir() else root.parent
-    else:
-        paths = sorted(Path(p).resolve() for p in images)
-        root = Path(os.path.commonpath([p.parent for p in paths])) if paths else Path.cwd()
-    if not paths:
-        raise ImageError(f"no images found in {images}")
-    return paths, root
-
-
-def _paths_digest(paths: Sequence[Path]) -> str:
-    return hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()[:16]
+def _shard_of(collection: Collection, shard: tuple[int, int] | None) -> Collection:
+    """The ``i``-th of ``n`` contiguous slices: of the tar files for shards (each job opens
+    only its own), else of the sorted images."""
+    if shard is None:
+        return collection
+    i, n = shard
+    if collection.kind == "shards":
+        first, stop = len(collection.shards) * (i - 1) // n, len(collection.shards) * i // n
+        return collection.subset([k for k, ref in enumerate(collection.refs) if first <= ref.shard < stop])
+    return collection.subset(range(len(collection) * (i - 1) // n, len(collection) * i // n))
 
 
 class _PartialRun:
@@ -473,7 +387,7 @@ def extract(
     *,
     layer: str | None = None,
     pool: str = "avg",
-    grid: int = 1,
+    grid: int | None = None,
     batch_size: int = 16,
     workers: int | None = None,
     device: str = "cpu",
@@ -486,20 +400,26 @@ def extract(
     """Extract hidden-layer features of every image under ``images`` into ``out``.
 
     Args:
-        images: a folder (searched recursively), one image file, or a list of files.
-        model: a run directory from ``featkit train``, ``timm:<name>``, ``pixels`` or another
-            registered encoder (random weights built from :data:`BASELINE_SEED`).
+        images: a folder (searched recursively), one image file, a text file listing images,
+            WebDataset tar shards (``shards/part-{000..009}.tar``), or a list of files
+            (:func:`featkit.pipeline.open_collection`).
+        model: a run directory from ``featkit train``, ``timm:<name>``, a baseline (``pixels``,
+            ``daisy``) or another registered encoder (random weights built from
+            :data:`BASELINE_SEED`).
         out: the ``.npy`` to write; the manifest goes to :func:`manifest_path` of it.
         layer: hidden layer (default: the encoder's ``default_layer``).
         pool: ``avg | max | gem`` (one row per image) or ``none`` (dense maps, see module doc).
-        grid: pooling grid per side; ``D = C * grid**2``.
+        grid: pooling grid per side; ``D = C * grid**2``. Default: the encoder's
+            ``default_grid``: 1 (global pooling) for learned encoders, 8 for ``pixels`` (an
+            8 x 8 thumbnail).
         batch_size: images decoded per DataLoader batch; equal sizes run through the model together.
         workers: DataLoader worker processes decoding images (0: in this process); default
             :func:`default_workers`.
         device: ``auto``, ``cpu``, ``cuda``, ...
         max_side: downscale larger images to this longer side; default keeps every resolution.
         shard: ``"i/n"`` or ``(i, n)``: only the ``i``-th of ``n`` contiguous slices of the
-            sorted file list (merge with :func:`merge_features`).
+            sorted file list, or of the tar files for shards, so each job reads only its own
+            (merge with :func:`merge_features`).
         resume: continue an interrupted run of the same settings (a finished ``out`` is kept).
         overwrite: replace an existing ``out`` and discard unfinished work.
         on_progress: called as ``on_progress(done, total)`` after each batch.
@@ -517,18 +437,16 @@ def extract(
         raise FeatkitError(f"output must be a .npy file, got {out}")
     if pool not in POOLS:
         raise FeatkitError(f"unknown pooling '{pool}'. Expected one of: {', '.join(POOLS)}")
-    if grid < 1:
+    if grid is not None and grid < 1:
         raise FeatkitError(f"grid must be >= 1, got {grid}")
     if max_side is not None and max_side < 1:
         raise FeatkitError(f"max_side must be >= 1, got {max_side}")
     shard = parse_shard(shard)
-    all_paths, root = _collect(images)
-    paths = all_paths
-    if shard is not None:
-        i, n = shard
-        paths = all_paths[len(all_paths) * (i - 1) // n : len(all_paths) * i // n]
+    collection = open_collection(images)
+    part = _shard_of(collection, shard)
     net, info = load_encoder(model, device)
     feature = net.layer_info(layer)
+    grid = net.default_grid if grid is None else grid
     config = {
         **info,
         "layer": feature.name,
@@ -538,9 +456,10 @@ def extract(
         "grid": None if pool == "none" else grid,
         "dim": feature.channels if pool == "none" else feature.channels * grid * grid,
         "max_side": max_side,
-        "root": str(root),
+        "root": str(collection.root),
+        "kind": collection.kind,
         "shard": list(shard) if shard else None,
-        "collection": {"files": len(all_paths), "digest": _paths_digest(all_paths)},
+        "collection": {"files": len(collection), "digest": collection.digest()},
     }
     if resume and not overwrite and out.exists() and manifest_path(out).exists():
         finished = read_json(manifest_path(out))
@@ -562,11 +481,11 @@ def extract(
     start = len(partial.records)
     rows_done = sum(r.get("rows", 0) for r in partial.records)
     if on_progress:
-        on_progress(start, len(paths))
+        on_progress(start, len(part))
     partial.open()
     try:
         workers = default_workers() if workers is None else workers
-        for batch in image_batches(paths[start:], batch_size=batch_size, workers=workers, max_side=max_side):
+        for batch in image_batches(part.refs[start:], batch_size=batch_size, workers=workers, max_side=max_side):
             good = [item for item in batch if item.image is not None]
             feats = iter(encode_images(net, [item.image for item in good], feature.name, pool, grid))
             for item in batch:
@@ -584,7 +503,7 @@ def extract(
                 rows_done += record["rows"]
                 partial.add(record, rows)
             if on_progress:
-                on_progress(start + batch[-1].index + 1, len(paths))
+                on_progress(start + batch[-1].index + 1, len(part))
     finally:
         partial.close()
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from featkit.errors import OutputExistsError
 
-__all__ = ["atomic_path", "ensure_new", "read_json", "write_json"]
+__all__ = ["atomic_dir", "atomic_path", "ensure_new", "read_json", "write_json"]
 
 
 def ensure_new(path: str | os.PathLike, *, overwrite: bool = False, hint: str = "pass --overwrite") -> Path:
@@ -53,6 +55,33 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new hidden folder beside ``path``; on success it takes ``path``'s place, on
+    failure (or Ctrl-C) it is removed. Readers see the old folder or the whole new one, never
+    a partial one.
+
+    An existing ``path`` (the caller decides whether it may go) is renamed aside, the new folder
+    renamed in, and the old one removed; between the two renames ``path`` is briefly absent.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    tmp.mkdir()  # unlike tempfile.mkdtemp, honours the umask: the folder keeps ordinary permissions
+    try:
+        yield tmp
+        if path.exists():
+            old = tmp.with_suffix(".old")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

@@ -9,7 +9,8 @@ The pipeline, one function per step:
    search on unit vectors, computed block by block, so an N x M distance
    matrix is never held) and Lowe's ratio test applied in both directions.
 3. :func:`verify`: geometric verification with scikit-image's RANSAC fitting a homography or
-   an affine transform.
+   an affine transform (planar scenes, a rotating camera), or the fundamental matrix of the
+   epipolar geometry (scenes with depth seen from two places).
 
 :func:`match` runs the three steps on two images and reports every coordinate in the
 original images' pixels (stride and ``max_side`` resizing undone). :func:`evaluate_homography`
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from skimage.measure import ransac
-from skimage.transform import AffineTransform, ProjectiveTransform
+from skimage.transform import AffineTransform, FundamentalMatrixTransform, ProjectiveTransform
 
 from featkit.choices import RANSAC_MODEL_NAMES
 from featkit.data import load_images
@@ -45,6 +46,7 @@ from featkit.extraction import load_encoder
 from featkit.io import ensure_new, write_json
 
 __all__ = [
+    "EpipolarTransform",
     "MATCH_DTYPE",
     "MMA_THRESHOLDS",
     "RANSAC_MODELS",
@@ -65,9 +67,30 @@ MATCH_DTYPE = np.dtype(
     [("xa", "f8"), ("ya", "f8"), ("xb", "f8"), ("yb", "f8"), ("score", "f8"), ("inlier", "?")]
 )
 
+
+class EpipolarTransform(FundamentalMatrixTransform):
+    """scikit-image's fundamental matrix (normalised 8-point algorithm, rank 2 enforced) with
+    RANSAC residuals in pixels: the distance of a point to its epipolar line, in whichever
+    image it is larger (scikit-image's own residual is the Sampson distance)."""
+
+    def residuals(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """Epipolar distances in pixels, :math:`(K,)`, of matched points ``src`` in A and
+        ``dst`` in B, :math:`(K, 2)` each: the larger of the distance from ``dst`` to the line
+        :math:`F a` in B and from ``src`` to the line :math:`F^\\top b` in A (homogeneous
+        :math:`a, b`)."""
+        a, b = np.c_[src, np.ones(len(src))], np.c_[dst, np.ones(len(dst))]
+        lines_b, lines_a = a @ self.params.T, b @ self.params
+        algebraic = np.abs(np.sum(b * lines_b, axis=1))
+        norm = np.minimum(np.hypot(lines_b[:, 0], lines_b[:, 1]), np.hypot(lines_a[:, 0], lines_a[:, 1]))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.nan_to_num(algebraic / norm, nan=np.inf)
+
+
 #: ``--ransac`` choices: the scikit-image transform fitted, or ``None`` for no verification.
-RANSAC_MODELS: dict[str, type | None] = dict(zip(RANSAC_MODEL_NAMES, (ProjectiveTransform, AffineTransform, None)))
-_MIN_SAMPLES = {"homography": 4, "affine": 3}
+RANSAC_MODELS: dict[str, type | None] = dict(
+    zip(RANSAC_MODEL_NAMES, (ProjectiveTransform, AffineTransform, EpipolarTransform, None))
+)
+_MIN_SAMPLES = {"homography": 4, "affine": 3, "fundamental": 8}
 
 #: Default thresholds (px) of the mean matching accuracy.
 MMA_THRESHOLDS = (1, 3, 5)
@@ -233,19 +256,24 @@ def verify(
     """Fit a transform A -> B with scikit-image's RANSAC and flag the inliers.
 
     A fit is accepted only when at least twice its minimal sample (8 matches for a
-    homography, 6 for an affine transform) agree with it: fewer can agree by coincidence.
+    homography, 6 for an affine transform, 16 for a fundamental matrix) agree with it: fewer
+    can agree by coincidence.
 
     Args:
         points_a: :math:`(K, 2)` x, y in image A.
         points_b: :math:`(K, 2)` x, y in image B.
-        ransac_model: ``"homography"``, ``"affine"`` or ``"none"`` (every match is an inlier).
-        threshold: largest reprojection error (pixels of B) of an inlier.
+        ransac_model: ``"homography"``, ``"affine"``, ``"fundamental"`` (epipolar geometry,
+            see :class:`EpipolarTransform`) or ``"none"`` (every match is an inlier).
+        threshold: largest error of an inlier in pixels: the reprojection error in B, or for
+            ``"fundamental"`` the distance to the epipolar line (in either image).
         max_trials: RANSAC iterations at most (it stops early once confident).
         seed: seeds RANSAC's sampling so results are reproducible.
 
     Returns:
-        ``(transform, inliers)``: the 3 x 3 matrix mapping homogeneous A points
-        to B (``None`` if no transform was found or ``"none"``) and a boolean :math:`(K,)`.
+        ``(transform, inliers)``: the 3 x 3 matrix mapping homogeneous A points to B, or for
+        ``"fundamental"`` the matrix F with :math:`b^\\top F a = 0` (mapping A points to
+        their epipolar lines in B); ``None`` if no model was found or ``"none"``. And a
+        boolean :math:`(K,)`.
     """
     _check_ransac(ransac_model)
     k = len(points_a)
@@ -400,8 +428,9 @@ class MatchResult:
     Attributes:
         matches: :data:`MATCH_DTYPE` array of K matches (fields xa, ya, xb, yb, score,
             inlier), sorted by decreasing score.
-        transform: the verified 3 x 3 A -> B matrix, or ``None``.
-        ransac: the model fitted (``"homography"``, ``"affine"`` or ``"none"``).
+        transform: the verified 3 x 3 A -> B matrix (with ``ransac="fundamental"`` the
+            fundamental matrix F, :math:`b^\\top F a = 0`), or ``None``.
+        ransac: the model fitted (``"homography"``, ``"affine"``, ``"fundamental"`` or ``"none"``).
         layer: the hidden layer whose maps were matched.
         stride: that layer's stride (input pixels per cell).
         size_a: ``(width, height)`` of image A as stored in its file (or the given tensor).
@@ -445,7 +474,11 @@ class MatchResult:
         return line
 
     def to_json(self) -> dict[str, Any]:
-        """Plain data for ``--json``: every match as a dict, plus the summary and sizes."""
+        """Plain data for ``--json``: every match as a dict, plus the summary and sizes.
+
+        ``"transform"`` is what ``"ransac"`` names: a homography or affine matrix A -> B, or
+        the fundamental matrix F (``[xb, yb, 1] F [xa, ya, 1]^T = 0``).
+        """
         return {
             "image_a": self.sources[0],
             "image_b": self.sources[1],
@@ -528,22 +561,25 @@ def match(
         image_a: an image file, or a :math:`(3, H, W)` tensor in [-1, 1].
         image_b: the same for the second image.
         model: an encoder, or a spec as in ``featkit extract`` (a run directory,
-            ``timm:<name>`` or ``paper-cae`` with seeded random weights, ``pixels``).
+            ``timm:<name>`` or ``paper-cae`` with seeded random weights, or the baselines
+            ``pixels`` and ``daisy``).
         layer: hidden layer to match; default the model's ``default_layer``.
         ratio: Lowe's ratio threshold in (0, 1].
-        ransac: ``"homography"``, ``"affine"`` or ``"none"``.
+        ransac: ``"homography"``, ``"affine"`` (planar scenes, a rotating camera),
+            ``"fundamental"`` (epipolar geometry: scenes with depth) or ``"none"``.
         max_matches: keep at most this many matches (the most distinctive) before RANSAC.
         max_side: downscale each image so its longer side is at most this before computing
             features (``None``: full size); coordinates are reported in original pixels.
-        ransac_threshold: inlier reprojection error in pixels of B; default 1.5 feature cells
-            of B, at least 3 px.
+        ransac_threshold: inlier reprojection error in pixels of B (for ``"fundamental"``:
+            distance to the epipolar line); default 1.5 feature cells of B, at least 3 px.
         window: odd neighbourhood of cells stacked into each descriptor, see
             :func:`dense_descriptors`.
         min_contrast: see :func:`dense_descriptors`.
         max_size_ratio: refuse pairs whose sides, as matched, differ by more than this factor
             (features are not scale invariant).
         gt_homography: the true 3 x 3 A -> B homography (array or text file);
-            fills :attr:`MatchResult.evaluation`.
+            fills :attr:`MatchResult.evaluation` (without a corner error for ``"fundamental"``,
+            whose matrix maps points to lines).
         device: ``cpu``, ``cuda``, ``auto``...; default: where a given encoder already is, CPU
             for a spec. A given encoder is moved there and put in eval mode.
         seed: seeds RANSAC.
@@ -606,7 +642,8 @@ def match(
     matches["xa"], matches["ya"] = pa[:, 0], pa[:, 1]
     matches["xb"], matches["yb"] = pb[:, 0], pb[:, 1]
     matches["score"], matches["inlier"] = score, inliers
-    evaluation = None if true_h is None else evaluate_homography(matches, true_h, size_a, transform)
+    estimate = None if ransac == "fundamental" else transform  # a point-to-line map has no corners
+    evaluation = None if true_h is None else evaluate_homography(matches, true_h, size_a, estimate)
     return MatchResult(
         matches=matches,
         transform=transform,

@@ -499,17 +499,16 @@ def _spread(count: int, most: int) -> list[int]:
 
 
 def _evaluate_run(trainer: _Trainer) -> dict[str, float]:
-    """:func:`evaluate_images` over up to :data:`EVAL_IMAGES` of the run's images, decoded a
-    few at a time."""
+    """:func:`evaluate_images` over up to :data:`EVAL_IMAGES` of the run's images, decoded and
+    run one at a time (full-size photos stay within the memory of one image's activations)."""
     refs = trainer.data.collection.refs
     chosen = [i for i in _spread(len(refs), EVAL_IMAGES) if refs[i].name not in trainer.late_skipped]
-    totals, count = dict.fromkeys(PROBE_COMPONENTS, 0.0), 0
-    for first in range(0, len(chosen), 4):
-        images = [decode_image(refs[i], max_side=trainer.config.max_side)[0] for i in chosen[first : first + 4]]
-        part = evaluate_images(trainer.model, images, device=trainer.device)
-        totals = {k: totals[k] + part[k] * len(images) for k in totals}
-        count += len(images)
-    return {k: v / max(count, 1) for k, v in totals.items()}
+    totals = dict.fromkeys(PROBE_COMPONENTS, 0.0)
+    for i in chosen:
+        image = decode_image(refs[i], max_side=trainer.config.max_side)[0]
+        for name, value in evaluate_images(trainer.model, [image], device=trainer.device).items():
+            totals[name] += value / len(chosen)
+    return totals
 
 
 def train(config: TrainConfig, on_step: Callable[[TrainProgress], None] | None = None) -> Path:

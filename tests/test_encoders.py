@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from featkit.encoders import AutoEncoder, ConvAutoEncoder, create_encoder, list_encoders
-from featkit.errors import UnknownNameError
+from featkit.errors import FeatkitError, UnknownNameError
 
 ENCODER_NAMES = [*list_encoders(), "timm:resnet18"]
 ODD_SIZES = [(17, 23), (9, 31)]
@@ -39,6 +40,25 @@ def test_feature_info_matches_real_maps(encoder, size):
             expected = (1, info.channels, math.ceil(size[0] / info.stride), math.ceil(size[1] / info.stride))
             assert tuple(maps[info.name].shape) == expected, info
             assert torch.equal(encoder.features(x, info.name), maps[info.name])
+
+
+@pytest.mark.parametrize("name", ENCODER_NAMES)
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (32, 32), (1, 5000), (5000, 1)])
+def test_any_image_size_trains(name, size):
+    """A single image of any size >= 1 x 1 goes forward and backward in training mode
+    (BatchNorm needs more than one value per channel: timm backbones pad tiny images)."""
+    torch.manual_seed(0)
+    model = create_encoder(name).train()
+    x = torch.rand(1, 3, *size) * 2 - 1
+    y, maps = model.forward_features(x)
+    assert y.shape == x.shape
+    for info in model.feature_info:
+        expected = (1, info.channels, math.ceil(size[0] / info.stride), math.ceil(size[1] / info.stride))
+        assert tuple(maps[info.name].shape) == expected, info
+    if y.requires_grad:
+        y.square().mean().backward()
+        grads = [p.grad for p in model.parameters() if p.requires_grad]
+        assert grads and all(g is not None and bool(torch.isfinite(g).all()) for g in grads)
 
 
 def test_config_rebuilds_the_encoder(encoder):
@@ -80,3 +100,52 @@ def test_paper_cae_output_is_tanh_of_last_conv():
         h = torch.nn.functional.interpolate(h, size=(11, 7), mode="bilinear", align_corners=False)
         expected = torch.tanh(model.output(torch.relu(model.decoder[0](h))))
         assert torch.allclose(model(x), expected)
+
+
+# -- daisy: the classical dense descriptor as a non-learned encoder ------------------------------
+@pytest.mark.parametrize("stride, size", [(2, (17, 23)), (3, (16, 11)), (2, (1, 2)), (4, (9, 31))])
+def test_daisy_covers_every_cell_of_the_grid(stride, size):
+    model = create_encoder("daisy", stride=stride, radius=5)
+    x = torch.rand(2, 3, *size) * 2 - 1
+    maps = model.features(x)
+    assert maps.shape == (2, 200, math.ceil(size[0] / stride), math.ceil(size[1] / stride))
+    assert maps.dtype == x.dtype and torch.isfinite(maps).all()
+    torch.testing.assert_close(maps.sum(dim=1), torch.ones(2, *maps.shape[-2:]))  # L1-normalised
+    torch.testing.assert_close(maps[1], model.features(x[1:])[0])  # a batch is its images one by one
+
+
+@pytest.mark.parametrize("stride", [2, 3])
+def test_daisy_cell_centres_follow_the_grid(stride):
+    """Cell (r, c) is skimage's descriptor centred at pixel (c s + (s - 1) // 2, r s + (s - 1) // 2)."""
+    from skimage.feature import daisy
+
+    radius, (h, w) = 5, (57, 63)
+    margin = radius + 11  # beyond this, padding changes nothing (Gaussians of sigma <= 2.5, cut at 4 sigma)
+    x = torch.rand(1, 3, h, w, dtype=torch.float64) * 2 - 1
+    maps = create_encoder("daisy", stride=stride, radius=radius).features(x)[0].numpy()
+    grey = np.einsum("chw,c->hw", (x[0].numpy() + 1) / 2, [0.2125, 0.7154, 0.0721]).astype(np.float32)
+    reference = daisy(grey, step=1, radius=radius)  # centred at (radius + i, radius + j), no padding
+    offset = (stride - 1) // 2
+    checked = 0
+    for r in range(maps.shape[1]):
+        for c in range(maps.shape[2]):
+            y, x_ = r * stride + offset, c * stride + offset
+            if margin <= y < h - margin and margin <= x_ < w - margin:
+                np.testing.assert_allclose(maps[:, r, c], reference[y - radius, x_ - radius], rtol=1e-4, atol=1e-7)
+                checked += 1
+    assert checked > 50
+
+
+def test_daisy_ignores_brightness_gain_and_offset():
+    model = create_encoder("daisy")
+    unit = torch.rand(1, 3, 33, 29) * 0.6 + 0.2  # [0.2, 0.8]: no clipping below
+    relit = unit * 1.25 - 0.1  # [0.15, 0.9]
+    torch.testing.assert_close(model.features(relit * 2 - 1), model.features(unit * 2 - 1), rtol=1e-4, atol=1e-6)
+    darker = model.features(unit.pow(2) * 2 - 1)  # a non-affine change is seen
+    assert (darker - model.features(unit * 2 - 1)).abs().max() > 1e-4  # 100x the tolerance above
+
+
+@pytest.mark.parametrize("args", [{"stride": 0}, {"radius": 0}, {"stride": 12, "radius": 5}])
+def test_daisy_refuses_bad_options(args):
+    with pytest.raises(FeatkitError, match="daisy needs"):
+        create_encoder("daisy", **args)

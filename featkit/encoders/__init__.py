@@ -1,6 +1,6 @@
 """Autoencoders whose hidden layers are featkit's features."""
 
-from featkit.encoders import cae, pixels, timm_backbone  # noqa: F401  (registers the built-ins)
+from featkit.encoders import cae, daisy, pixels, timm_backbone  # noqa: F401  (registers the built-ins)
 from featkit.encoders.base import AutoEncoder, FeatureInfo
 from featkit.encoders.cae import ConvAutoEncoder
 from featkit.encoders.registry import ENCODERS, create_encoder, list_encoders, register_encoder

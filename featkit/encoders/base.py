@@ -41,11 +41,15 @@ class AutoEncoder(nn.Module):
     has exactly the input's shape with values in [-1, 1].
 
     Subclasses set :attr:`feature_info` and :attr:`default_layer`, and implement
-    :meth:`forward_features`.
+    :meth:`forward_features`. One whose pooled descriptor needs spatial layout (a thumbnail of
+    pixels) sets :attr:`default_grid`.
     """
 
     feature_info: list[FeatureInfo]
     default_layer: str
+    #: Pooling grid per side that :func:`featkit.extract` uses when its caller gives none
+    #: (1: global pooling, the right thing for learned features).
+    default_grid: int = 1
     config: dict
 
     def forward_features(

@@ -14,12 +14,17 @@ __all__ = ["PixelFeatures"]
 class PixelFeatures(AutoEncoder):
     """Average-pooled RGB pixels as a 3-channel feature map; reconstruction is the identity.
 
+    Pooled by :func:`featkit.extract` without a grid, the map becomes a tiny-image descriptor:
+    an 8 x 8 thumbnail, :math:`3 \\cdot 8^2 = 192` numbers, not the 3 of the mean colour.
+
     Args:
         stride: pooling window and stride (1 keeps every pixel).
 
     Shape:
         - features: :math:`(N, 3, \\lceil H / s \\rceil, \\lceil W / s \\rceil)`.
     """
+
+    default_grid = 8
 
     def __init__(self, stride: int = 4) -> None:
         super().__init__()

@@ -5,6 +5,12 @@ model's own ``pretrained_cfg`` mean and std). The decoder projects the deepest m
 channels and upsamples by 2 per step, halving channels, to the input's exact size, ending in
 a 3x3 conv and tanh like the paper's CAE. ``pretrained=True`` needs the weights from the
 Hugging Face hub (internet); tests and the default use random weights.
+
+Any image of at least 1 x 1 pixels trains: an image with a side shorter than the backbone's
+total stride is padded by edge replication (see :func:`_pad_small`: every side at least the
+stride, and two deepest cells so that BatchNorm sees more than one value per channel), and the
+maps and the reconstruction are cropped back to the image's own size. The padding depends
+only on the image's size, not on the mode, so training and extraction see the same function.
 """
 
 from __future__ import annotations
@@ -66,18 +72,55 @@ class TimmAutoEncoder(AutoEncoder):
 
     def forward_features(self, x, layers=None):
         h, w = x.shape[-2:]
-        stages = self.backbone(((x + 1.0) * 0.5 - self.mean) / self.std)
+        padded = _pad_small(x, self.feature_info[-1].stride)
+        stages = self.backbone(((padded + 1.0) * 0.5 - self.mean) / self.std)
         maps = {info.name: m for info, m in zip(self.feature_info, stages)}
+        if padded is not x:  # drop the cells that only the padding produced
+            maps = {
+                info.name: maps[info.name][..., : math.ceil(h / info.stride), : math.ceil(w / info.stride)]
+                for info in self.feature_info
+            }
         if layers is not None:
             return None, {k: maps[k] for k in layers}
+        ph, pw = padded.shape[-2:]
         y = F.relu(self.project(stages[-1]))
         for i, conv in enumerate(self.up, start=1):
             remaining = len(self.up) - i
-            size = (math.ceil(h / 2**remaining), math.ceil(w / 2**remaining))
+            size = (math.ceil(ph / 2**remaining), math.ceil(pw / 2**remaining))
             y = F.relu(conv(F.interpolate(y, size=size, mode="bilinear", align_corners=False)))
-        if y.shape[-2:] != (h, w):
-            y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
-        return torch.tanh(self.output(y)), maps
+        if y.shape[-2:] != (ph, pw):
+            y = F.interpolate(y, size=(ph, pw), mode="bilinear", align_corners=False)
+        return torch.tanh(self.output(y))[..., :h, :w], maps
+
+
+def _pad_small(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """Pad an image smaller than the backbone's total stride so every backbone can train on it.
+
+    Sides shorter than ``stride`` are extended to ``stride`` (backbones with an unpadded
+    patchify stem, such as ConvNeXt, need that much to run at all). An image no larger than
+    ``stride`` on both sides would still have a single deepest cell, and BatchNorm in training
+    mode needs more than one value per channel, so its longer side (the width on a tie) is
+    extended to ``2 * stride``: two cells whether the backbone rounds sizes up or down.
+    Padding replicates the last row or column; larger images are returned as they are.
+
+    Args:
+        x: :math:`(N, C, H, W)`, any :math:`H, W \\ge 1`.
+        stride: the backbone's total stride (its deepest reduction).
+
+    Returns:
+        ``x`` itself, or :math:`(N, C, H', W')` with :math:`H' \\ge H, W' \\ge W` and ``x`` in its
+        top-left corner.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = max(h, stride), max(w, stride)
+    if h <= stride and w <= stride:  # a single deepest cell
+        if w >= h:
+            pw = 2 * stride
+        else:
+            ph = 2 * stride
+    if (ph, pw) == (h, w):
+        return x
+    return F.pad(x, (0, pw - w, 0, ph - h), mode="replicate")
 
 
 def _timm_factory(model_name: str, pretrained: bool = False, decoder_channels: int = 64) -> TimmAutoEncoder:

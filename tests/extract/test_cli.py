@@ -66,6 +66,21 @@ def test_errors_are_one_line(classes_dir, tmp_path, capsys, args, message):
     assert code == 1 and len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], err
 
 
+def test_search_says_what_a_non_index_file_is(pixel_feats, classes_dir, tmp_path, capsys):
+    image = sorted((classes_dir / "flat").iterdir())[0]
+    (tmp_path / "notes.txt").write_text("not an index")
+    cases = [
+        (pixel_feats, f"is a features file, not an index; build one with `featkit index {pixel_feats} -o {pixel_feats.with_suffix('.faiss')}`"),
+        (image, "is an image, not an index: the index comes first"),
+        (tmp_path / "notes.txt", "is not a faiss index; build one with `featkit index"),
+        (tmp_path, "is a folder, not an index"),
+    ]
+    for index, message in cases:
+        code, _, err = run(capsys, "search", index, image)
+        lines = err.strip().splitlines()
+        assert code == 1 and len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], err
+
+
 def test_cluster_more_clusters_than_images(pixel_feats, capsys):
     code, _, err = run(capsys, "cluster", pixel_feats, "-k", "99", "-o", pixel_feats.with_suffix(".k99.csv"))
     assert code == 1 and "cannot make 99 clusters from 18 samples" in err

@@ -121,8 +121,11 @@ def test_missing_manifest_and_corrupt_index(tmp_path):
     with pytest.raises(FeatkitError, match="manifest"):
         load_index(tmp_path / "a.faiss")
     build_index(blobs(20), tmp_path / "b.faiss")
-    (tmp_path / "b.faiss").write_bytes(b"garbage")
+    (tmp_path / "b.faiss").write_bytes((tmp_path / "b.faiss").read_bytes()[:40])  # truncated
     with pytest.raises(FeatkitError, match="unreadable"):
+        load_index(tmp_path / "b.faiss")
+    (tmp_path / "b.faiss").write_bytes(b"garbage")
+    with pytest.raises(FeatkitError, match="not a faiss index"):
         load_index(tmp_path / "b.faiss")
 
 

@@ -131,6 +131,72 @@ def test_verify_separates_inliers_from_outliers(model_name):
     np.testing.assert_allclose(transform / transform[2, 2], true, atol=1e-6)
 
 
+def _two_view_scene(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random 3-D points at depths 4-12 seen by two cameras one unit apart.
+
+    Returns:
+        ``(a, b, f)``: :math:`(n, 2)` pixels in each view and the true fundamental matrix.
+    """
+    rng = np.random.default_rng(seed)
+    k = np.array([[300.0, 0, 160], [0, 300, 120], [0, 0, 1]])
+    angle = np.deg2rad(8)
+    r = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
+    t = np.array([-1.0, 0.1, 0.2])
+    points = np.c_[rng.uniform(-1, 1, (n, 2)), rng.uniform(4, 12, n)]
+
+    def project(x):
+        x = x @ k.T
+        return x[:, :2] / x[:, 2:]
+
+    cross = np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]])
+    f = np.linalg.inv(k).T @ cross @ r @ np.linalg.inv(k)
+    return project(points), project(points @ r.T + t), f
+
+
+def _line_distances(f, a, b):
+    """Distance of each B point to its epipolar line F a, pixels."""
+    lines = np.c_[a, np.ones(len(a))] @ f.T
+    return np.abs(np.sum(np.c_[b, np.ones(len(b))] * lines, axis=1)) / np.hypot(lines[:, 0], lines[:, 1])
+
+
+def test_fundamental_recovers_the_epipolar_geometry_of_a_scene_with_depth():
+    a, b, true_f = _two_view_scene(0, 200)
+    b = b + np.random.default_rng(1).normal(0, 0.2, b.shape)
+    # outliers: pushed 15-40 px off their true epipolar line, so no geometry can explain them
+    lines = np.c_[a[:50], np.ones(50)] @ true_f.T
+    normals = lines[:, :2] / np.hypot(lines[:, 0], lines[:, 1])[:, None]
+    b[:50] += normals * np.random.default_rng(2).uniform(15, 40, (50, 1)) * np.sign(np.arange(50) % 2 - 0.5)[:, None]
+    assert _line_distances(true_f, a[:50], b[:50]).min() > 14
+
+    f, inliers = verify(a, b, "fundamental", threshold=2.0)
+    np.testing.assert_array_equal(inliers, np.arange(200) >= 50)
+    assert np.linalg.matrix_rank(f / np.abs(f).max(), tol=1e-9) == 2
+    held_a, held_b, _ = _two_view_scene(3, 100)  # true correspondences RANSAC never saw
+    assert _line_distances(f, held_a, held_b).max() < 1.0  # x_b^T F x_a ~ 0
+    assert _line_distances(f.T, held_b, held_a).max() < 1.0
+
+    _, homography_inliers = verify(a, b, "homography", threshold=2.0)
+    assert homography_inliers.sum() < 0.5 * 150  # a plane cannot explain depth
+
+
+def test_fundamental_keeps_more_of_a_real_stereo_pair_than_a_homography(sample_dir):
+    left, right = sample_dir / "motorcycle_left.png", sample_dir / "motorcycle_right.png"
+    plane = match(left, right, "paper-cae", max_side=256)
+    epipolar = match(left, right, "paper-cae", max_side=256, ransac="fundamental")
+    assert len(plane.matches) == len(epipolar.matches) > 1000
+    assert epipolar.num_inliers > 1.3 * plane.num_inliers, (plane.summary(), epipolar.summary())
+    kept = epipolar.matches[epipolar.matches["inlier"]]
+    assert np.median(np.abs(kept["ya"] - kept["yb"])) < 1.0  # a rectified pair: epipolar lines are rows
+
+
+def test_fundamental_result_has_no_corner_error(photo, warped):
+    image_b, true_h = warped
+    result = match(photo, image_b, "paper-cae", ransac="fundamental", gt_homography=true_h)
+    assert result.transform.shape == (3, 3) and result.num_inliers >= 16
+    assert result.evaluation["corner_error"] is None and result.evaluation["mma"]["3"] > 0.3
+    assert "fundamental inliers" in result.summary() and result.to_json()["ransac"] == "fundamental"
+
+
 def test_verify_without_enough_matches_or_with_none():
     pts = np.zeros((3, 2))
     assert verify(pts, pts, "homography")[0] is None

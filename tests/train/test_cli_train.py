@@ -12,7 +12,7 @@ import torch
 from featkit.checkpoint import CHECKPOINT_FILE, load_tensors
 from featkit.cli import main
 
-SMALL = ["--epochs", "2", "--crop", "16", "--batch-size", "4", "--crops-per-image", "2", "--device", "cpu"]
+SMALL = ["--epochs", "2", "--crop", "16", "--batch-size", "4", "--crops-per-image", "2", "--epoch-windows", "0", "--device", "cpu"]
 
 
 def test_help_names_the_options(capsys):
@@ -71,9 +71,17 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(capsys, monkeypatch, tiny_folde
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_match_one(tiny_folder, tmp_path):
+@pytest.mark.parametrize("source", ["folder", "shards"])
+def test_torchrun_two_processes_match_one(tiny_folder, tmp_path, source):
+    """Streamed from a folder (rank r takes every other window of a step) or from two tar
+    shards (rank r reads only shard r), two processes give the weights of one."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    args = [str(tiny_folder), *SMALL, "--quiet", "--crops-per-image", "3"]  # 12 windows: 3 steps of 4
+    images = str(tiny_folder)
+    if source == "shards":
+        from featkit.shards import write_shards
+
+        images = write_shards(tiny_folder, tmp_path / "shards", max_count=2)["pattern"]
+    args = [images, *SMALL, "--quiet", "--crops-per-image", "3"]  # 12 windows: 3 steps of 4
     single = subprocess.run([sys.executable, "-m", "featkit", "train", *args, "--out", str(tmp_path / "one")],
                             env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert single.returncode == 0, single.stderr
