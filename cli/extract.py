@@ -16,7 +16,7 @@ Pool = Enum("Pool", {p: p for p in POOLS}, type=str)
 
 
 def extract(
-    images: Annotated[Path, typer.Argument(help="A folder of images (searched recursively) or one image file.")],
+    images: Annotated[Path, typer.Argument(help="A folder of images (searched recursively), one image, a .txt list of paths, or WebDataset tar shards ('shards/part-{000..099}.tar').")],
     model: ModelOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Features file to write (.npy); the manifest goes beside it (.json).")],
     layer: Annotated[Optional[str], typer.Option("--layer", help="Hidden layer (see `featkit encoders`); default: the encoder's.")] = None,

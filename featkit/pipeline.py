@@ -91,7 +91,7 @@ class Collection:
 
 
 def _is_shard_spec(text: str) -> bool:
-    return text.endswith(".tar") or ("{" in text and ".tar" in text)
+    return not Path(text).is_dir() and (text.endswith(".tar") or ("{" in text and ".tar" in text))
 
 
 def _tar_members(shard: str, index: int, suffixes: set[str]) -> list[ImageRef]:
@@ -278,9 +278,8 @@ def image_batches(
 @dataclass(frozen=True, slots=True)
 class Window:
     """One training window: image ``item`` (an index into the run's usable images), cut at a
-    relative position. For an image of ``H x W`` and windows of side ``c`` (0: whole image),
-    the window is rows ``top = floor(v * (H - h + 1))`` to ``top + h`` with
-    ``h = min(c, H)``, and likewise columns with ``u``."""
+    relative position ``v`` (rows) and ``u`` (columns) in [0, 1); :func:`window_box` turns
+    them into pixels for the image's actual size."""
 
     item: int
     v: float
@@ -337,11 +336,21 @@ def plan_epoch(
     return [windows[i : i + step] for i in range(0, len(windows), step)]
 
 
+def _offset(fraction: float, side: int, window: int) -> int:
+    """Start of a ``window``-long run in ``side``: uniform over ``-(window - 1) .. side - 1``,
+    then clamped inside. A window so touches each border of the image with probability
+    ``window / (side + window - 1)`` (about 1/3 for 128 px crops of a 300 px photo) instead
+    of ``1 / (side - window + 1)`` for plain uniform starts (1/173): a network trained on
+    crops that never see the image's edges reconstructs them badly (measured: whole-image
+    sfl/0.8 40 % above the same training on whole images)."""
+    return min(max(math.floor(fraction * (side + window - 1)) - (window - 1), 0), side - window)
+
+
 def window_box(window: Window, size: tuple[int, int], crop: int) -> tuple[int, int, int, int]:
     """``(top, left, height, width)`` of ``window`` in an image of ``size = (H, W)``."""
     height, width = size
     h, w = (min(crop, height), min(crop, width)) if crop else (height, width)
-    return math.floor(window.v * (height - h + 1)), math.floor(window.u * (width - w + 1)), h, w
+    return _offset(window.v, height, h), _offset(window.u, width, w), h, w
 
 
 @dataclass

@@ -71,6 +71,7 @@ def test_fixed_size_epochs_see_every_image_once_before_any_twice():
 
 def test_window_box_stays_inside_and_never_exceeds_the_image():
     assert window_box(Window(0, 0.0, 0.999), (30, 50), 16) == (0, 34, 16, 16)
+    assert window_box(Window(0, 0.3, 0.2), (30, 50), 16) == (0, 0, 16, 16)  # starts before the edge: clamped to it
     assert window_box(Window(0, 0.5, 0.5), (10, 50), 16) == (0, 17, 10, 16)
     assert window_box(Window(0, 0.7, 0.2), (10, 50), 0) == (0, 0, 10, 50)
 

@@ -1,0 +1,396 @@
+"""Which loss makes the best features? Every candidate, side by side, on held-out images only.
+
+Rows (one run each per seed, trained on the 13 training photos of bench/bench_match.py's split):
+
+- ``default recipe``: :func:`default_recipe`, what featkit recommends today: ``featkit.train``
+  with every default (the ``standard`` preset, ``paper-cae``, ``pl+sfl``), features read out
+  with featkit's defaults (the encoder's default layer, average pooling, ``featkit.match``'s
+  single-cell descriptors);
+- ``paper-cae pl+sfl`` and ``paper-cae pl``: the paper's CAE, the recipe's settings but the loss;
+- ``default recipe, loss L``: the recipe with each other registered loss (plugins included when
+  installed; one that fails to train is skipped and named under the table);
+- ``random init``: ``paper-cae`` with the seed's initial weights, where training starts from;
+- ``pixels`` and ``daisy``: the non-learned baseline encoders, by name.
+
+Columns, on the 7 held-out sample photos and on scikit-learn's digits:
+
+- ``MMA@1/3/5``: homography matching, exactly as bench/bench_match.py (its pairs, its
+  ``evaluate``): each photo and 3 random warps of it at 256 px, re-lit;
+- ``inst mAP`` / ``inst R@1``: instance retrieval among 12 random warped, re-lit 128 px crops of
+  each held-out photo (each photo its own class), features average-pooled on a 2 x 2 grid;
+- ``dig mAP`` / ``dig NMI``: leave-one-out retrieval and k-means (k = 10) NMI on the 1797 digits
+  as examples/digits_features.py writes them (32 x 32), pooled on its 4 x 4 grid;
+- ``train s``: seconds of ``featkit.train`` (its ``summary.json``).
+
+Each cell is the mean over seeds with the range (min-max) in brackets; a row that does not
+depend on the seed shows its one value. The last line is the default recipe's gap to DAISY;
+after the table one line per target of issue 13 says whether it is met. Trained runs are cached
+by their settings under ``OUT/runs`` (rows with equal settings share them), so an interrupted run
+resumes where it stopped.
+
+    python bench/bench_features.py             # 3 seeds: 4 trainings of 1024 steps per seed, about
+                                               # 2 hours on 2 CPU cores
+    python bench/bench_features.py --seeds 5   # more seeds
+    python bench/bench_features.py --quick     # CI smoke run, under 2 minutes: 1 seed, 4 steps,
+                                               # pl and pl+sfl only, fewer pairs and images
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import normalized_mutual_info_score
+
+import featkit
+from featkit.data import find_images, load_image, load_images, sample_images
+from featkit.encoders import AutoEncoder
+from featkit.evaluate import retrieval_scores
+from featkit.extraction import encode_images, load_encoder
+from featkit.io import read_json
+from featkit.matching import random_homography, warp_image
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "examples")]
+from bench_match import EVAL_PHOTOS, NOT_TRAINED, brightness_change, evaluate, make_pairs, training_folder  # noqa: E402
+from digits_features import write_digits  # noqa: E402
+
+#: Table columns: key -> heading.
+COLUMNS = {"mma1": "MMA@1", "mma3": "MMA@3", "mma5": "MMA@5", "inst_map": "inst mAP", "inst_r1": "inst R@1",
+           "dig_map": "dig mAP", "dig_nmi": "dig NMI", "train_s": "train s"}  # fmt: skip
+#: Seeds of the held-out sets (fixed, so only training varies with ``--seeds``): bench_match's
+#: pairs use its default seed 0; the instance crops use 1, as the issue's research protocol did.
+PAIRS_SEED, INSTANCE_SEED = 0, 1
+#: Instance crops: random warps up to 30 degrees and 0.7-1.4x, crops kept off the outer eighth.
+INSTANCE_WARP = {"max_rotation": 30.0, "scale_range": (0.7, 1.4)}
+INSTANCE_GRID, DIGITS_GRID, DIGITS_CLASSES = 2, 4, 10
+#: The random-init baseline: the encoder the paper trains.
+RANDOM_ENCODER = "paper-cae"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much the benchmark does.
+
+    Attributes:
+        photos: held-out photos used (of 7).
+        warps: random homographies per photo for matching.
+        side: longer side of the held-out photos, in pixels.
+        crops: instance-retrieval crops per photo.
+        crop: their side.
+        digits_per_class: digits per class (``None``: all 1797).
+        training: settings changed in every trained row's recipe.
+        losses: the losses that may appear (``None``: every registered one).
+    """
+
+    photos: int = 7
+    warps: int = 3
+    side: int = 256
+    crops: int = 12
+    crop: int = 128
+    digits_per_class: int | None = None
+    training: dict = dataclasses.field(default_factory=dict)
+    losses: tuple[str, ...] | None = None
+
+
+#: ``--quick``: 4 training steps of 16 crops, pl and pl+sfl only, fewer and smaller images.
+QUICK = Scale(photos=3, warps=1, side=128, crops=4, crop=64, digits_per_class=20,
+              training={"epochs": 1, "epoch_windows": 64}, losses=("pl", "pl+sfl"))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How featkit makes features: training settings and how descriptors are read out.
+
+    Attributes:
+        config: the ``featkit.train`` settings.
+        window: cells stacked into each matching descriptor (``featkit.match(window=...)``);
+            every row is read out the same way, so rows differ only in their encoder.
+    """
+
+    config: featkit.TrainConfig
+    window: int = 1
+
+
+def default_recipe(data: Path, seed: int) -> Recipe:
+    """The recipe featkit recommends today: every default of ``featkit.train`` and of the readout.
+
+    Change this function when the default changes; the rows built on it follow.
+    """
+    return Recipe(featkit.TrainConfig(data=str(data), seed=seed))
+
+
+# -- what a row evaluates ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Trained:
+    """A model ``featkit.train`` makes with ``config``; equal settings share one cached run."""
+
+    config: featkit.TrainConfig
+
+    def key(self) -> str:
+        settings = {k: v for k, v in self.config.to_dict().items() if k != "out"}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    def build(self, runs: Path) -> tuple[AutoEncoder, float]:
+        """Train (or reuse the finished run), returning the encoder and its training seconds."""
+        c = self.config
+        run = runs / f"{c.encoder}-{c.loss.replace('+', '_')}-s{c.seed}-{self.key()}"
+        if not (run / "summary.json").is_file():
+            shutil.rmtree(run, ignore_errors=True)  # an interrupted earlier run
+            featkit.train(dataclasses.replace(c, out=str(run)))
+        return load_encoder(run, device=c.device)[0], float(read_json(run / "summary.json")["seconds"])
+
+
+@dataclass(frozen=True)
+class RandomInit:
+    """An encoder's initial weights for ``seed``: where a run with that seed starts."""
+
+    encoder: str
+    seed: int
+
+    def key(self) -> str:
+        return f"random:{self.encoder}:{self.seed}"
+
+    def build(self, runs: Path) -> tuple[AutoEncoder, float]:
+        torch.manual_seed(self.seed)  # as featkit.train seeds the weights it starts from
+        return featkit.create_encoder(self.encoder).eval(), 0.0
+
+
+@dataclass(frozen=True)
+class Named:
+    """A model by name (``pixels``, ``daisy``): seed-free, so evaluated once."""
+
+    spec: str
+
+    def key(self) -> str:
+        return f"named:{self.spec}"
+
+    def build(self, runs: Path) -> tuple[AutoEncoder, float]:
+        return load_encoder(self.spec)[0], 0.0
+
+
+Source = Trained | RandomInit | Named
+
+
+@dataclass(frozen=True)
+class Row:
+    """A line of the table: its name and what it evaluates for a seed.
+
+    Attributes:
+        name: the row's label.
+        source: seed -> what to evaluate.
+        optional: a failure to train skips the row (plugin losses) instead of stopping the run.
+    """
+
+    name: str
+    source: Callable[[int], Source]
+    optional: bool = False
+
+
+def table_rows(recipe: Callable[[int], Recipe], losses: list[str]) -> list[Row]:
+    """The rows, in table order: the recipe, the paper's CAE, the other losses, the baselines."""
+
+    def with_changes(**changes) -> Callable[[int], Trained]:
+        return lambda seed: Trained(dataclasses.replace(recipe(seed).config, **changes))
+
+    rows = [Row("default recipe", with_changes())]
+    rows += [Row(f"paper-cae {loss}", with_changes(encoder="paper-cae", loss=loss)) for loss in ("pl+sfl", "pl")]
+    rows += [Row(f"default recipe, loss {loss}", with_changes(loss=loss), optional=True) for loss in losses]
+    rows.append(Row("random init", lambda seed: RandomInit(RANDOM_ENCODER, seed)))
+    rows += [Row(name, lambda seed, name=name: Named(name)) for name in ("pixels", "daisy")]
+    return rows
+
+
+# -- the held-out sets and the measurements --------------------------------------------------------
+@dataclass(frozen=True)
+class HeldOut:
+    """Everything the rows are measured on; nothing here is ever trained on."""
+
+    pairs: list[dict]
+    side: int
+    window: int
+    instances: tuple[list[torch.Tensor], np.ndarray]
+    digits: tuple[list[torch.Tensor], np.ndarray]
+
+
+def instance_set(photos: list[Path], per_photo: int, crop: int, side: int) -> tuple[list[torch.Tensor], np.ndarray]:
+    """``per_photo`` crops of each photo, each of its own random warp and lighting change.
+
+    Returns:
+        ``(crops, labels)``: :math:`(3, crop, crop)` tensors and the index of their photo.
+    """
+    rng = np.random.default_rng(INSTANCE_SEED)
+    crops, labels = [], []
+    for label, path in enumerate(photos):
+        image = load_image(path, max_side=side)
+        height, width = image.shape[1:]
+        for _ in range(per_photo):
+            view = brightness_change(warp_image(image, random_homography((width, height), rng, **INSTANCE_WARP)), rng)
+            y = rng.integers(height // 8, height - crop - height // 8 + 1)
+            x = rng.integers(width // 8, width - crop - width // 8 + 1)
+            crops.append(view[:, y : y + crop, x : x + crop])
+            labels.append(label)
+    return crops, np.array(labels)
+
+
+def digits_set(folder: Path, per_class: int | None) -> tuple[list[torch.Tensor], np.ndarray]:
+    """scikit-learn's digits as examples/digits_features.py writes them, with their classes."""
+    write_digits(folder, per_class)
+    records, _ = load_images(find_images(folder))
+    return [r.image for r in records], np.array([int(r.path.parent.name) for r in records])
+
+
+def pooled(model: AutoEncoder, images: list[torch.Tensor], grid: int) -> np.ndarray:
+    """Average-pooled features of the model's default layer on a ``grid x grid`` layout."""
+    return np.stack(encode_images(model, images, model.default_layer, "avg", grid))
+
+
+def measure(model: AutoEncoder, held_out: HeldOut) -> dict[str, float]:
+    """Every column but the training time, for one encoder."""
+    mma = evaluate({"model": model}, held_out.pairs, [held_out.window], held_out.side)[0]
+    crops, photo = held_out.instances
+    instance = retrieval_scores(pooled(model, crops, INSTANCE_GRID), photo)
+    images, digit = held_out.digits
+    feats = pooled(model, images, DIGITS_GRID)
+    clusters = featkit.cluster(feats, DIGITS_CLASSES)
+    return {
+        "mma1": mma["mma1"], "mma3": mma["mma3"], "mma5": mma["mma5"],
+        "inst_map": instance["mAP"], "inst_r1": instance["recall@1"],
+        "dig_map": retrieval_scores(feats, digit)["mAP"],
+        "dig_nmi": float(normalized_mutual_info_score(digit, clusters.labels)),
+    }  # fmt: skip
+
+
+# -- the table ---------------------------------------------------------------------------------------
+def cell(values: list[float], key: str) -> str:
+    """Mean, and the range when the values differ: ``0.512 (0.498-0.530)``."""
+    digits = 0 if key == "train_s" else 3
+    text = f"{np.mean(values):.{digits}f}"
+    if max(values) > min(values):
+        text += f" ({min(values):.{digits}f}-{max(values):.{digits}f})"
+    return text
+
+
+def print_table(results: dict[str, list[dict[str, float]]]) -> None:
+    """The markdown table, ending with the default recipe's gap to DAISY."""
+    print("| features | " + " | ".join(COLUMNS.values()) + " |")
+    print("|---|" + "---|" * len(COLUMNS))
+    for name, runs in results.items():
+        print(f"| {name} | " + " | ".join(cell([r[k] for r in runs], k) for k in COLUMNS) + " |")
+    means = {name: {k: float(np.mean([r[k] for r in runs])) for k in COLUMNS} for name, runs in results.items()}
+    gaps = [means["default recipe"][k] - means["daisy"][k] for k in COLUMNS]
+    print("| gap to daisy (default recipe - daisy) | " + " | ".join(f"{g:+.{0 if k == 'train_s' else 3}f}"
+                                                          for k, g in zip(COLUMNS, gaps)) + " |")  # fmt: skip
+
+
+def print_targets(results: dict[str, list[dict[str, float]]], pl_row: str) -> None:
+    """One line per target of issue 13, on the means over seeds."""
+    mean = {name: {k: float(np.mean([r[k] for r in runs])) for k in COLUMNS} for name, runs in results.items()}
+    ours = mean["default recipe"]
+
+    def line(what: str, value: float, bound: float, against: str) -> None:
+        verdict = "met" if value >= bound else "not met"
+        print(f"target {what}: {value:.3f} vs {bound:.3f} ({against}): {verdict}")
+
+    base = max(("random init", "pixels"), key=lambda n: mean[n]["mma3"])
+    line("MMA@3 >= 1.2x the better of random init and pixels", ours["mma3"], 1.2 * mean[base]["mma3"],
+         f"1.2 x {base} {mean[base]['mma3']:.3f}")  # fmt: skip
+    for key in ("inst_map", "dig_map"):
+        base = max(("random init", "pixels"), key=lambda n: mean[n][key])
+        line(f"{COLUMNS[key]} >= the better of random init and pixels + 0.05", ours[key], mean[base][key] + 0.05,
+             f"{base} {mean[base][key]:.3f} + 0.05")  # fmt: skip
+    for key in ("mma3", "inst_map", "dig_map"):
+        line(f"{COLUMNS[key]} >= daisy", ours[key], mean["daisy"][key], "daisy")
+    if pl_row in mean:
+        line("within the recipe, pl+sfl MMA@3 >= pl", ours["mma3"], mean[pl_row]["mma3"], pl_row)
+
+
+# -- running -------------------------------------------------------------------------------------------
+def run_rows(
+    rows: list[Row], seeds: int, held_out: HeldOut, runs: Path
+) -> tuple[dict[str, list[dict[str, float]]], dict[str, list[str]], list[str]]:
+    """Measure every row over the seeds.
+
+    A source shared by several rows (equal training settings), or the same for every seed
+    (``pixels``), is built and measured once. An optional row that fails to train is left out.
+
+    Returns:
+        ``(results, keys, skipped)``: each row's measurements, one per distinct source; each
+        row's source keys; one line per row left out, with the reason.
+    """
+    measured: dict[str, dict[str, float]] = {}
+    results, keys, skipped = {}, {}, []
+    for row in rows:
+        row_keys = []
+        try:
+            for seed in range(seeds):
+                source = row.source(seed)
+                if source.key() not in measured:
+                    print(f"{row.name}, seed {seed}: building and measuring", file=sys.stderr, flush=True)
+                    model, seconds = source.build(runs)
+                    measured[source.key()] = {**measure(model, held_out), "train_s": seconds}
+                row_keys.append(source.key())
+        except Exception as exc:  # a plugin loss may fail in any way; the other rows still count
+            if not row.optional:
+                raise
+            skipped.append(f"skipped {row.name}: it failed to train at seed {seed} ({type(exc).__name__}: {exc})")
+            continue
+        keys[row.name] = row_keys
+        results[row.name] = [measured[k] for k in dict.fromkeys(row_keys)]
+    return results, keys, skipped
+
+
+def print_shared(keys: dict[str, list[str]]) -> None:
+    """Name the rows that are the same runs (today the recipe is the paper's CAE with pl+sfl)."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for name, row_keys in keys.items():
+        groups.setdefault(tuple(row_keys), []).append(name)
+    for names in groups.values():
+        if len(names) > 1:
+            print("same settings, same runs: " + " = ".join(names))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-features"), help="where trained runs are cached")
+    parser.add_argument("--seeds", type=int, default=3, help="training seeds per row: 0 .. N-1")
+    parser.add_argument("--quick", action="store_true",
+                        help="CI smoke run: 1 seed, 4 training steps, pl and pl+sfl only, fewer and smaller images")  # fmt: skip
+    args = parser.parse_args(argv)
+    scale, seeds = (QUICK, 1) if args.quick else (Scale(), args.seeds)
+    photos = find_images(sample_images())
+    eval_photos = [p for p in photos if p.name in EVAL_PHOTOS][: scale.photos]
+    folder = training_folder(args.out / "train", [p for p in photos if p.name not in EVAL_PHOTOS + NOT_TRAINED])
+
+    def recipe(seed: int) -> Recipe:
+        made = default_recipe(folder, seed)
+        return dataclasses.replace(made, config=dataclasses.replace(made.config, **scale.training))
+
+    losses = [loss for loss in scale.losses or featkit.list_losses() if loss != recipe(0).config.loss]
+    with tempfile.TemporaryDirectory() as tmp:
+        held_out = HeldOut(
+            pairs=make_pairs(eval_photos, scale.warps, scale.side, PAIRS_SEED), side=scale.side,
+            window=recipe(0).window, instances=instance_set(eval_photos, scale.crops, scale.crop, scale.side),
+            digits=digits_set(Path(tmp) / "digits", scale.digits_per_class),
+        )  # fmt: skip
+    results, keys, skipped = run_rows(table_rows(recipe, losses), seeds, held_out, args.out / "runs")
+    print_table(results)
+    print_shared(keys)
+    for line in skipped:
+        print(line)
+    print_targets(results, "default recipe, loss pl")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
