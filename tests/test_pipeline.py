@@ -161,3 +161,21 @@ def test_jpeg_draft_decodes_close_to_a_full_decode(tmp_path):
     exact = torch.from_numpy(__import__("numpy").asarray(exact, dtype="float32")).permute(2, 0, 1) / 127.5 - 1
     assert fast.shape == exact.shape == (3, 96, 128)
     assert (fast - exact).abs().mean() < 0.02
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "P", "RGBA", "CMYK", "I;16", "I"])
+def test_windows_are_exactly_the_slices_of_the_decoded_image(tmp_path, mode):
+    from featkit.data import decode_windows
+
+    rng = __import__("numpy").random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 256, (37, 45, 3), dtype="uint8"))
+    if mode in ("I;16", "I"):
+        img = Image.fromarray((rng.integers(0, 300 if mode == "I" else 65536, (37, 45))).astype("int32" if mode == "I" else "uint16"))
+    else:
+        img = rgb.convert(mode)
+    path = tmp_path / ("x.tif" if mode in ("CMYK", "I") else "x.png")
+    img.save(path)
+    whole = decode_image(path)[0]
+    boxes = [(0, 0, 16, 16), (21, 29, 16, 16), (3, 7, 37 - 3, 10)]
+    for (top, left, h, w), window in zip(boxes, decode_windows(path, lambda size: boxes)):
+        assert torch.equal(window, whole[:, top : top + h, left : left + w])
