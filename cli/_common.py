@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
-__all__ = ["DeviceOpt", "OverwriteOpt", "QuietOpt", "err_console", "out_console", "state"]
+__all__ = ["DeviceOpt", "OverwriteOpt", "QuietOpt", "count_progress", "err_console", "out_console", "state"]
 
 #: Messages, progress bars and errors go to stderr so stdout stays parseable.
 err_console = Console(stderr=True, highlight=False)
@@ -30,3 +32,17 @@ ModelOpt = Annotated[
     typer.Option("--model", "-m", help="A run directory from `featkit train`, or a baseline: an encoder name alone (random weights, seeded), pixels, daisy."),
 ]
 OptionalPath = Optional[Path]
+
+
+@contextmanager
+def count_progress(label: str, quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """A transient progress bar on stderr; yields the ``on_progress(done, total)`` callback
+    the library's long operations take."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=err_console, transient=True, disable=quiet,
+    ) as progress:  # fmt: skip
+        task = progress.add_task(label, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)

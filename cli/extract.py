@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from featkit.cli._common import DeviceOpt, ModelOpt, OverwriteOpt, QuietOpt, err_console
+from featkit.cli._common import DeviceOpt, ModelOpt, OverwriteOpt, QuietOpt, count_progress, err_console
 from featkit.choices import POOLS
 
 Pool = Enum("Pool", {p: p for p in POOLS}, type=str)
@@ -34,15 +33,11 @@ def extract(
     """Extract features of every image in IMAGES with MODEL into a .npy plus a .json manifest."""
     from featkit.extraction import extract as extract_features
 
-    with Progress(
-        TextColumn("extract"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=err_console, transient=True, disable=quiet,
-    ) as progress:  # fmt: skip
-        task = progress.add_task("extract", total=None)
+    with count_progress("extract", quiet) as on_progress:
         manifest = extract_features(
             images, model, out, layer=layer, pool=pool.value, grid=grid, batch_size=batch_size, workers=workers,
             device=device, max_side=max_side, shard=shard, resume=resume, overwrite=overwrite,
-            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+            on_progress=on_progress,
         )  # fmt: skip
     err_console.print(
         f"wrote {out}: {len(manifest['items'])} images, {manifest['rows']} x {manifest['dim']} "

@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 from rich.filesize import decimal
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from featkit.cli._common import OverwriteOpt, QuietOpt, err_console
+from featkit.cli._common import OverwriteOpt, QuietOpt, count_progress, err_console
 from featkit.shards import DEFAULT_MAX_COUNT, DEFAULT_MAX_SIZE  # stdlib only at import: --help stays instant
 
 
@@ -25,14 +24,10 @@ def shards(
     brace pattern that reads them all (what train and extract accept as IMAGES)."""
     from featkit.shards import write_shards
 
-    with Progress(
-        TextColumn("shards"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=err_console, transient=True, disable=quiet,
-    ) as progress:  # fmt: skip
-        task = progress.add_task("shards", total=None)
+    with count_progress("shards", quiet) as on_progress:
         summary = write_shards(
             images, out, max_count=max_count, max_size=int(max_size), overwrite=overwrite,
-            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+            on_progress=on_progress,
         )  # fmt: skip
     err_console.print(
         f"wrote {len(summary['shards'])} shard(s) to {out}: {summary['images']} images, "

@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from featkit.choices import INDEX_KINDS, METRICS
-from featkit.data import find_images
+from featkit.data import ImageRef
 from featkit.errors import FeatkitError, ShapeError
 from featkit.extraction import encode_images, iter_feature_chunks, load_encoder, load_features
-from featkit.pipeline import image_batches
+from featkit.pipeline import image_batches, open_collection
 from featkit.io import atomic_path, ensure_new, read_json, write_json
 
 __all__ = [
@@ -439,10 +439,10 @@ def _query_vectors(
         return [f"vector[{i}]" for i in range(len(queries))], queries
     names: list[str] = []
     blocks: list[np.ndarray] = []
-    images: list[Path] = []
+    images: list[ImageRef] = []
     for query in queries:
-        query = Path(query)
-        if query.suffix == ".npy":
+        if Path(query).suffix == ".npy":
+            query = Path(query)
             vectors, manifest = load_features(query, mmap=False)
             if manifest is not None and features is not None:
                 differ = [k for k in _MATCHING if manifest.get(k) != features.get(k)]
@@ -456,7 +456,7 @@ def _query_vectors(
             names += paths or [f"{query.name}[{i}]" for i in range(len(vectors))]
             blocks.append(np.asarray(vectors))
         else:
-            images += find_images(query)
+            images += open_collection(query).refs
     if images:
         if features is None:
             raise FeatkitError("this index was built from bare vectors, so image queries cannot be encoded; query with a .npy of vectors")
@@ -490,7 +490,7 @@ def search(
 
     Args:
         index: a :class:`FeatureIndex` or the path of one saved by :func:`build_index`.
-        queries: image files or folders (encoded with the index's model, layer and pooling),
+        queries: image files, folders, .txt lists or tar shards (encoded with the index's model, layer and pooling),
             ``.npy`` files of vectors (checked against the index's model when a manifest sits
             beside them), or an :math:`(Q, D)` array.
         k: hits per query; a larger k than the collection returns the whole collection.

@@ -34,7 +34,7 @@ def photos(tmp_path_factory) -> Path:
 
 def _config(photos: Path, out: Path, **overrides) -> TrainConfig:
     base = TrainConfig(data=str(photos), out=str(out), epochs=4, crop=16, batch_size=4, crops_per_image=2,
-                       recon_images=1, recon_epochs=[], device="cpu", seed=3)  # fmt: skip
+                       epoch_windows=0, recon_images=1, recon_epochs=[], device="cpu", seed=3)  # fmt: skip
     return dataclasses.replace(base, **overrides)
 
 
@@ -121,7 +121,7 @@ _SLOW_SAVES = (
 def _train_args(photos: Path, run: Path) -> list[str]:
     """The CLI form of :func:`_config` (4 epochs)."""
     return ["train", str(photos), "--out", str(run), "--epochs", "4", "--crop", "16", "--batch-size", "4",
-            "--crops-per-image", "2", "--seed", "3", "--device", "cpu", "--quiet"]  # fmt: skip
+            "--crops-per-image", "2", "--epoch-windows", "0", "--seed", "3", "--device", "cpu", "--quiet"]  # fmt: skip
 
 
 def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_weights(photos, tmp_path):
@@ -159,7 +159,8 @@ def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_weights(ph
 def test_nan_plugin_stops_at_step_5_naming_it_and_checkpoints_stay_usable(photos, tmp_path, capsys):
     run = tmp_path / "run"
     args = ["--plugin", "tests.robustness.nan_plugin", "train", str(photos), "--out", str(run), "--loss", "pl+nan-at-5",
-            "--epochs", "4", "--crop", "16", "--batch-size", "4", "--crops-per-image", "2", "--device", "cpu", "--quiet"]  # fmt: skip
+            "--epochs", "4", "--crop", "16", "--batch-size", "4", "--crops-per-image", "2", "--epoch-windows", "0",
+            "--device", "cpu", "--quiet"]  # fmt: skip
     # 6 photos x 2 crops in batches of 4: 3 steps per epoch, so step 5 is epoch 2, step 2.
     assert main(args) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]

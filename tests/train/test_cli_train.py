@@ -51,21 +51,21 @@ def test_quiet_run_logs_epochs_and_prints_the_report(capsys, tiny_folder, tmp_pa
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(capsys, monkeypatch, tiny_folder, tmp_path):
     from featkit.training import _Trainer
 
-    real_step = _Trainer.run_step
+    real_step = _Trainer.finish_step
     calls = []
 
-    def step_then_interrupt(self, crops, lr):
+    def step_then_interrupt(self, sums, planned, lr):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real_step(self, crops, lr)
+        return real_step(self, sums, planned, lr)
 
-    monkeypatch.setattr(_Trainer, "run_step", step_then_interrupt)
+    monkeypatch.setattr(_Trainer, "finish_step", step_then_interrupt)
     run_dir = tmp_path / "run"
     assert main(["train", str(tiny_folder), "--out", str(run_dir), "--quiet", *SMALL]) == 130
     assert "--resume" in capsys.readouterr().err
     assert (run_dir / CHECKPOINT_FILE).is_file()
-    monkeypatch.setattr(_Trainer, "run_step", real_step)
+    monkeypatch.setattr(_Trainer, "finish_step", real_step)
     assert main(["train", "--resume", str(run_dir), "--quiet"]) == 0
     assert (run_dir / "report.html").is_file()
 
