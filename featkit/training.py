@@ -705,8 +705,6 @@ def _save_or_stop(trainer: _Trainer) -> None:
 
 
 def _write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
-    from featkit.io import atomic_path
-
     with atomic_path(run_dir / "metrics.csv") as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
