@@ -1,5 +1,5 @@
 """The long run: the paper preset (SGD, lr 0.02, momentum 0.5, full batch, 2000 epochs) against
-the default fast preset, both reproducing section 4 on the sample photos at 300 px.
+the fast preset (the quick look), both reproducing section 4 on the sample photos at 300 px.
 
 Not part of ``make bench`` (its name does not start with ``bench_``): on a 2-core CPU the paper
 preset takes hours (each epoch is a full pass over every whole image, for each of pl and
