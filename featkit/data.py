@@ -39,6 +39,7 @@ __all__ = [
     "probe_image",
     "sample_images",
     "size_buckets",
+    "skip_reason",
 ]
 
 #: Images with more pixels than this are refused as decompression bombs (Pillow's own limit).
@@ -352,6 +353,12 @@ class ImageRecord:
     original_size: tuple[int, int]
 
 
+def skip_reason(error: ImageError, name: str) -> str:
+    """The reason in ``error`` without the image's name it starts with (``"name: reason"``),
+    as skip lists record it beside the name."""
+    return str(error).removeprefix(f"{name}: ")
+
+
 def load_images(
     paths: Iterable[str | os.PathLike], *, max_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[list[ImageRecord], list[tuple[Path, str]]]:
@@ -368,7 +375,7 @@ def load_images(
             image, original_size = decode_image(p, max_side=max_side, max_pixels=max_pixels)
             records.append(ImageRecord(p, image, original_size))
         except ImageError as exc:
-            skipped.append((p, str(exc).removeprefix(f"{p}: ")))
+            skipped.append((p, skip_reason(exc, str(p))))
     return records, skipped
 
 

@@ -29,7 +29,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
-from featkit.data import ImageRef, decode_image, decode_windows, find_images, image_suffixes, probe_image, size_buckets
+from featkit.data import (
+    ImageRef, decode_image, decode_windows, find_images, image_suffixes, probe_image, size_buckets, skip_reason,
+)
 from featkit.errors import FeatkitError, ImageError
 
 __all__ = [
@@ -179,7 +181,7 @@ def scan_sizes(
         try:
             w, h = probe_image(ref, max_side=max_side, verify=verify)
         except ImageError as exc:
-            skipped.append((ref.name, str(exc).removeprefix(f"{ref.name}: ")))
+            skipped.append((ref.name, skip_reason(exc, ref.name)))
             continue
         usable.append(i)
         sizes.append((h, w))
@@ -258,7 +260,7 @@ class ImageItems(Dataset):
         try:
             image, original_size = decode_image(ref, max_side=self.max_side)
         except ImageError as exc:
-            return LoadedImage(index, ref, None, None, str(exc).removeprefix(f"{ref.name}: "))
+            return LoadedImage(index, ref, None, None, skip_reason(exc, ref.name))
         return LoadedImage(index, ref, image, original_size, None)
 
 
@@ -455,6 +457,6 @@ class StepStream(IterableDataset):
                 cut += decode_windows(ref, lambda size, mine=mine: [window_box(w, size, self.crop) for w in mine],
                                       max_side=self.max_side)  # fmt: skip
             except ImageError as exc:
-                load.failed.append((ref.name, str(exc).removeprefix(f"{ref.name}: ")))
+                load.failed.append((ref.name, skip_reason(exc, ref.name)))
         load.batches = [torch.stack([cut[i] for i in group]) for group in size_buckets([c.shape[-2:] for c in cut], None)]
         return load

@@ -97,7 +97,7 @@ def write_shards(
         >>> summary["pattern"]  # doctest: +SKIP
         'shards/shard-{000000..000012}.tar'
     """
-    from featkit.data import image_suffixes, probe_image
+    from featkit.data import image_suffixes, probe_image, skip_reason
     from featkit.pipeline import open_collection
 
     if max_count < 1 or max_size < 1:
@@ -123,7 +123,7 @@ def write_shards(
                     data = fh.read()
                 mtime = os.stat(ref.path).st_mtime
             except (ImageError, OSError) as exc:
-                skipped.append({"path": ref.name, "reason": str(exc).removeprefix(f"{ref.name}: ")})
+                skipped.append({"path": ref.name, "reason": skip_reason(exc, ref.name)})
             else:
                 key = _unique_key(relative, keys)
                 writer.add(key, [(suffix, data), (".json", json.dumps({"path": relative}).encode())], mtime)
