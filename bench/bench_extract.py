@@ -54,17 +54,18 @@ def write_images(folder: Path, count: int, side: int) -> None:
 
 
 def naive_extract(paths: list[Path], model_name: str, out: Path) -> None:
-    """What one writes first: a loop over files, one forward pass each."""
+    """What one writes first: a loop over files, one forward pass each, the same descriptors."""
     import torch
 
     from featkit.data import load_image
+    from featkit.descriptors import describe
     from featkit.extraction import load_encoder
 
     model, _ = load_encoder(model_name)  # the same (seeded) weights featkit.extraction uses
     rows = []
     with torch.no_grad():
         for path in paths:
-            rows.append(model.features(load_image(path)[None]).mean(dim=(2, 3))[0].numpy())
+            rows.append(describe(model, load_image(path)[None]).mean(dim=(2, 3))[0].numpy())
     np.save(out, np.stack(rows))
 
 

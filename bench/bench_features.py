@@ -3,10 +3,12 @@
 Rows (one run each per seed, trained on the 13 training photos of bench/bench_match.py's split):
 
 - ``default recipe``: :func:`default_recipe`, what featkit recommends today: ``featkit.train``
-  with every default (the ``standard`` preset, ``paper-cae``, ``pl+sfl``), features read out
-  with featkit's defaults (the encoder's default layer, average pooling, ``featkit.match``'s
-  single-cell descriptors);
-- ``paper-cae pl+sfl`` and ``paper-cae pl``: the paper's CAE, the recipe's settings but the loss;
+  with every default (the ``standard`` preset, ``paper-cae``, ``pl+sfl`` plus the dense
+  warp-contrastive term with weight 1, the run's descriptor whitening), features read out with
+  featkit's defaults (the encoder's default layer and 3 x 3 windows of L2-normalised cells,
+  whitened; average pooling);
+- ``paper-cae pl+sfl, no contrast`` and ``paper-cae pl, no contrast``: the paper's CAE and
+  objective alone (``contrast=0``), otherwise the recipe's settings and readout;
 - ``default recipe, loss L``: the recipe with each other registered loss (plugins included when
   installed; one that fails to train is skipped and named under the table);
 - ``random init``: ``paper-cae`` with the seed's initial weights, where training starts from;
@@ -28,8 +30,8 @@ after the table one line per target of issue 13 says whether it is met. Trained 
 by their settings under ``OUT/runs`` (rows with equal settings share them), so an interrupted run
 resumes where it stopped.
 
-    python bench/bench_features.py             # 3 seeds x 4 trainings of 1024 steps: about 45
-                                               # minutes with one thread on a busy 2-core CPU
+    python bench/bench_features.py             # 3 seeds x 6 trainings of 1216 steps: about 2.5
+                                               # hours with one thread on a busy 2-core CPU
     python bench/bench_features.py --seeds 5   # more seeds
     python bench/bench_features.py --quick     # CI smoke run, 25 s there (limit 2 minutes): 1 seed,
                                                # 4 steps, pl and pl+sfl only, fewer, smaller images
@@ -120,15 +122,17 @@ class Recipe:
     Attributes:
         config: the ``featkit.train`` settings.
         window: cells stacked into each matching descriptor (``featkit.match(window=...)``);
-            every row is read out the same way, so rows differ only in their encoder.
+            ``None``: each encoder's default, as ``featkit match`` does.
     """
 
     config: featkit.TrainConfig
-    window: int = 1
+    window: int | None = None
 
 
 def default_recipe(data: Path, seed: int) -> Recipe:
-    """The recipe featkit recommends today: every default of ``featkit.train`` and of the readout.
+    """The recipe featkit recommends today: every default of ``featkit.train`` (the ``standard``
+    preset, ``pl+sfl`` with the contrast term) and of the readout (``window=None``: the
+    encoder's own, whitened with the run's whitening).
 
     Change this function when the default changes; the rows built on it follow.
     """
@@ -214,7 +218,8 @@ def table_rows(recipe: Callable[[int], Recipe], losses: list[str]) -> list[Row]:
         return lambda seed: Trained(dataclasses.replace(recipe(seed).config, **changes))
 
     rows = [Row(RECIPE_ROW, with_changes())]
-    rows += [Row(f"paper-cae {loss}", with_changes(encoder="paper-cae", encoder_args={}, loss=loss))
+    rows += [Row(f"paper-cae {loss}, no contrast", with_changes(encoder="paper-cae", encoder_args={}, loss=loss,
+                                                               contrast=0.0))
              for loss in ("pl+sfl", "pl")]  # fmt: skip
     rows += [Row(loss_row(loss), with_changes(loss=loss), optional=True) for loss in losses]
     rows.append(Row("random init", lambda seed: RandomInit(RANDOM_ENCODER, seed)))
@@ -229,7 +234,7 @@ class HeldOut:
 
     pairs: list[dict]
     side: int
-    window: int
+    window: int | None
     instances: tuple[list[torch.Tensor], np.ndarray]
     digits: tuple[list[torch.Tensor], np.ndarray]
 
@@ -363,7 +368,7 @@ def run_rows(
 
 
 def print_shared(keys: dict[str, list[str]]) -> None:
-    """Name the rows that are the same runs (today the recipe is the paper's CAE with pl+sfl)."""
+    """Name the rows that are the same runs (when the recipe equals one of the other rows)."""
     groups: dict[tuple[str, ...], list[str]] = {}
     for name, row_keys in keys.items():
         groups.setdefault(tuple(row_keys), []).append(name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -31,14 +31,15 @@ def match(
     max_matches: Annotated[int | None, typer.Option("--max-matches", min=1, help="Keep only the N most distinctive matches (before RANSAC).")] = None,
     gt_homography: Annotated[Path | None, typer.Option("--gt-homography", help="Text file with the true 3x3 homography IMAGE_A -> IMAGE_B: report MMA at 1/3/5 px and the corner error.")] = None,
     max_side: Annotated[int, typer.Option("--max-side", min=0, help="Downscale each image to this longer side before matching (0: full size; cost grows with the square of the cell count). Coordinates stay in original pixels.")] = 512,
-    window: Annotated[int, typer.Option("--window", min=1, help="Stack the WINDOW x WINDOW neighbouring cells into each descriptor (odd; 1: the cell alone).")] = 1,
+    window: Annotated[Optional[int], typer.Option("--window", min=1, help="Stack the WINDOW x WINDOW neighbouring cells into each descriptor (odd; 1: the cell alone). Default: the encoder's, 3 for the CAEs.")] = None,
+    whiten: Annotated[bool, typer.Option("--whiten/--no-whiten", help="Apply the run's descriptor whitening, fitted on its training images (trained runs have one).")] = True,
     max_size_ratio: Annotated[float, typer.Option("--max-size-ratio", min=1.0, help="Refuse pairs whose longer sides, as matched, differ by more than this factor.")] = 4.0,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
 ) -> int:
     """Match IMAGE_A to IMAGE_B with MODEL's dense hidden features and draw the matches.
 
-    Descriptors are the L2-normalised cells of a hidden layer; mutual nearest neighbours (faiss) that pass Lowe's ratio test both ways are verified with RANSAC. Coordinates are in the original images' pixels. One summary line goes to stdout.
+    Descriptors are the cells of a hidden layer, each L2-normalised and stacked with its neighbours (--window), then whitened when MODEL is a trained run; mutual nearest neighbours (faiss) that pass Lowe's ratio test both ways are verified with RANSAC. Coordinates are in the original images' pixels. One summary line goes to stdout.
 
     Exit status: 0 matches found; 1 error (unreadable image, sizes more than --max-size-ratio apart, bad options); 2 usage error; 3 ran fine but found no matches (none survived the ratio test or RANSAC): the picture and an empty but valid JSON are still written.
     """
@@ -49,12 +50,12 @@ def match(
     ensure_new(out, overwrite=overwrite)
     if json_out is not None:
         ensure_new(json_out, overwrite=overwrite)
-    if window % 2 == 0:
+    if window is not None and window % 2 == 0:
         raise typer.BadParameter(f"must be odd, got {window}", param_hint="'--window'")
     with err_console.status("matching"):
         result = find_matches(
             image_a, image_b, model, layer=layer, ratio=ratio, ransac=ransac.value, max_matches=max_matches,
-            max_side=max_side or None, ransac_threshold=ransac_threshold, window=window,
+            max_side=max_side or None, ransac_threshold=ransac_threshold, window=window, whiten=whiten,
             max_size_ratio=max_size_ratio, gt_homography=gt_homography, device=device,
         )  # fmt: skip
         save_match_plot(out, image_a, image_b, result, overwrite=overwrite)

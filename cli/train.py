@@ -71,6 +71,7 @@ def train(
                        "tar shards ('shards/train-{000000..000099}.tar'). Default: the sample photos."),
     ] = None,
     loss: Annotated[str, typer.Option("--loss", "-l", help="Loss spec, e.g. pl, sfl, pl+sfl (eq. 7), pl+0.5*sfl.")] = "pl+sfl",
+    contrast: Annotated[Optional[float], typer.Option("--contrast", min=0.0, help="Weight of the dense warp-contrastive term that teaches the features to find the same place in a warped, re-lit copy (0: reconstruction alone; default: the preset's, 1 for standard, 0 for paper, fast and quality).")] = None,
     encoder: Annotated[str, typer.Option("--encoder", "-e", help="Encoder name (see `featkit encoders`).")] = "paper-cae",
     preset: Annotated[str, typer.Option("--preset", help=f"Settings to start from: {', '.join(PRESETS)}.")] = DEFAULT_PRESET,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Epochs (default: the preset's).")] = None,
@@ -98,7 +99,7 @@ def train(
 ) -> None:
     """Train a convolutional autoencoder on a folder of images; its hidden layers are the features.
 
-    Writes RUN_DIR/config.json, model.safetensors, metrics.csv, curves.png, reconstructions/ and report.html.
+    Writes RUN_DIR/config.json, model.safetensors, whitening.safetensors (the descriptor whitening, fitted on the images at the end), metrics.csv, curves.png, reconstructions/ and report.html.
 
     Ctrl-C saves a checkpoint; `featkit train --resume RUN_DIR` continues exactly.
     """
@@ -109,7 +110,7 @@ def train(
     config = TrainConfig(
         data=None if folder is None else str(folder),
         out=None if out is None else str(out),
-        encoder=encoder, loss=loss, preset=preset, epochs=epochs, optimizer=optimizer, lr=lr, momentum=momentum,
+        encoder=encoder, loss=loss, contrast=contrast, preset=preset, epochs=epochs, optimizer=optimizer, lr=lr, momentum=momentum,
         weight_decay=weight_decay, schedule=schedule, warmup=warmup, batch_size=batch_size, crop=crop,
         crops_per_image=crops_per_image, epoch_windows=epoch_windows, workers=workers, max_side=max_side, strict=strict, seed=seed, device=device, amp=amp,
         checkpoint_every=checkpoint_every, overwrite=overwrite, resume=None if resume is None else str(resume),

@@ -2,7 +2,8 @@
 
 Writes the 8 x 8 digits that scikit-learn ships as 32 x 32 PNGs into class subfolders
 (``0/ .. 9/``, the ImageFolder layout) in a temporary folder, trains the paper's CAE on them
-for 100 steps with PL + SFL (eq. 7), then extracts features from
+with featkit's default recipe (``featkit.train`` with every default), then extracts features
+(featkit's default local descriptors, pooled) from
 
 - the trained CAE (layer ``conv2``),
 - the same CAE with its random initial weights,
@@ -11,8 +12,8 @@ for 100 steps with PL + SFL (eq. 7), then extracts features from
 each pooled over a ``grid x grid`` layout, and prints leave-one-out retrieval (mAP,
 recall@1/5/10) and k-means clustering scores (NMI, ARI against the digit classes).
 
-Run: ``python examples/digits_features.py`` (about a minute on 2 CPU cores);
-``--per-class 10 --steps 5`` for a smoke run.
+Run: ``python examples/digits_features.py`` (a few minutes on 2 CPU cores);
+``--per-class 10 --epochs 1`` for a smoke run.
 """
 
 from __future__ import annotations
@@ -23,14 +24,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
 import featkit
-from featkit.checkpoint import save_model
-from featkit.io import write_json
 
 
 def write_digits(root: Path, per_class: int | None, side: int = 32) -> int:
@@ -51,38 +49,25 @@ def write_digits(root: Path, per_class: int | None, side: int = 32) -> int:
     return written
 
 
-def train_cae(images: torch.Tensor, steps: int, batch_size: int = 32, seed: int = 0) -> featkit.encoders.AutoEncoder:
-    """The paper's CAE (Table 1) trained with PL + SFL (eq. 7) by Adam on random batches."""
-    torch.manual_seed(seed)
-    model = featkit.create_encoder("paper-cae")
-    loss = featkit.create_loss("pl+sfl")
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    generator = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
-        batch = images[torch.randint(len(images), (batch_size,), generator=generator)]
-        optimizer.zero_grad()
-        loss(model(batch), batch).backward()
-        optimizer.step()
-    return model.eval()
+def train_cae(folder: Path, out: Path, epochs: int | None) -> Path:
+    """featkit's default recipe on the digits: ``featkit.train`` with every default (the
+    standard preset: pl+sfl plus the contrast term, and the descriptor whitening)."""
+    return featkit.train(featkit.TrainConfig(data=str(folder), out=str(out), epochs=epochs, recon_images=0))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=None, help="Images per digit (default: all 1797).")
-    parser.add_argument("--steps", type=int, default=100, help="CAE training steps (batches of 32).")
+    parser.add_argument("--epochs", type=int, default=None, help="Training epochs (default: the preset's, 38 of 32 steps).")
     parser.add_argument("--grid", type=int, default=4, help="Pooling grid per side.")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         count = write_digits(tmp / "digits", args.per_class)
-        records, _ = featkit.data.load_images(featkit.data.find_images(tmp / "digits"))
-        model = train_cae(torch.stack([r.image for r in records]), args.steps)
-        run = tmp / "cae-run"
-        save_model(run, model)
-        write_json(run / "config.json", {"encoder": model.config})
+        run = train_cae(tmp / "digits", tmp / "cae-run", args.epochs)
 
-        models = {"trained CAE (pl+sfl)": str(run), "random-init CAE": "paper-cae", "raw pixels": "pixels"}
+        models = {"trained CAE (default recipe)": str(run), "random-init CAE": "paper-cae", "raw pixels": "pixels"}
         table = Table(title=f"scikit-learn digits as 32x32 PNGs: {count} images, 10 classes, grid {args.grid}")
         for column in ("features", "dim", "mAP", "recall@1", "recall@5", "recall@10", "k-means NMI", "k-means ARI"):
             table.add_column(column, justify="left" if column == "features" else "right")

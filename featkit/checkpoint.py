@@ -245,7 +245,23 @@ def _from_run_dir(run_dir: Path) -> tuple[AutoEncoder, dict[str, Any]]:
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         raise CheckpointError(f"{weights_path}: weights do not fit encoder '{name}' ({first[-1].strip() if first else exc})") from exc
+    _attach_whitening(model, run_dir)
     return model, config
+
+
+def _attach_whitening(model: AutoEncoder, run_dir: Path) -> None:
+    """Give ``model`` the run's descriptor whitening (``model.whitening``) when it has one."""
+    from featkit.descriptors import WHITENING_FILE, Whitening  # descriptors builds on this module
+
+    path = run_dir / WHITENING_FILE
+    if not path.is_file():
+        return
+    whitening = Whitening.load(path)
+    info = {i.name: i for i in model.feature_info}.get(whitening.layer)
+    if info is None or whitening.mean.numel() != info.channels * whitening.window**2:
+        raise CheckpointError(f"{path}: a whitening for another model (layer '{whitening.layer}', "
+                              f"{whitening.mean.numel()} numbers per descriptor)")  # fmt: skip
+    model.whitening = whitening
 
 
 def load_model(spec: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[AutoEncoder, dict[str, Any]]:

@@ -16,19 +16,19 @@ __all__ = ["CLUSTER_METHODS", "DEFAULT_PRESET", "INDEX_KINDS", "METRICS", "POOLS
 PRESETS: dict[str, dict[str, Any]] = {
     "standard": dict(
         epochs=38, optimizer="adam", lr=6e-3, momentum=0.9, weight_decay=0.0, schedule="cosine", warmup=0,
-        batch_size=4, crop=256, crops_per_image=1, epoch_windows=128,
+        batch_size=4, crop=256, crops_per_image=1, epoch_windows=128, contrast=1.0,
     ),
     "paper": dict(
         epochs=2000, optimizer="sgd", lr=0.02, momentum=0.5, weight_decay=0.0, schedule="constant", warmup=0,
-        batch_size=0, crop=0, crops_per_image=1, epoch_windows=0,
+        batch_size=0, crop=0, crops_per_image=1, epoch_windows=0, contrast=0.0,
     ),
     "fast": dict(
         epochs=100, optimizer="adam", lr=6e-3, momentum=0.9, weight_decay=0.0, schedule="cosine", warmup=0,
-        batch_size=0, crop=0, crops_per_image=1, epoch_windows=0,
+        batch_size=0, crop=0, crops_per_image=1, epoch_windows=0, contrast=0.0,
     ),
     "quality": dict(
         epochs=200, optimizer="adam", lr=6e-3, momentum=0.9, weight_decay=0.0, schedule="cosine", warmup=0,
-        batch_size=4, crop=0, crops_per_image=1, epoch_windows=0,
+        batch_size=4, crop=0, crops_per_image=1, epoch_windows=0, contrast=0.0,
     ),
 }  # fmt: skip
 #: The preset ``featkit train`` uses when none is named.

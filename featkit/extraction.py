@@ -6,10 +6,13 @@
 - ``feats.json`` beside it: the manifest (paths, sizes, model, layer, stride, pooling, the
   files that were skipped and why, the featkit version).
 
+Each cell of the layer's map becomes a local descriptor of ``d`` numbers
+(:func:`featkit.descriptors.describe`: per-cell L2, a window of neighbouring cells, and the
+run's whitening; ``raw=True`` keeps the layer's ``C`` activations instead, ``d = C``).
 Pooled features (``pool="avg" | "max" | "gem"``) are one row per image: :math:`(N, D)` with
-:math:`D = C \\cdot g^2` for a ``g x g`` pooling grid (``grid=1``: global pooling). Dense
+:math:`D = d \\cdot g^2` for a ``g x g`` pooling grid (``grid=1``: global pooling). Dense
 features (``pool="none"``) keep every feature-map cell: ``feats.npy`` is one flat
-:math:`(\\sum_i h_i w_i, C)` array, and manifest item ``i`` gives its ``offset`` (first row)
+:math:`(\\sum_i h_i w_i, d)` array, and manifest item ``i`` gives its ``offset`` (first row)
 and ``grid`` ``(h_i, w_i)``; cell ``(r, c)`` is row ``offset + r * w_i + c`` and is centred
 near pixel ``(c * s + (s - 1) / 2, r * s + (s - 1) / 2)`` of the network's input (stride ``s``;
 multiply by ``original_size / size`` when ``max_side`` resized the image).
@@ -36,9 +39,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from featkit.allocator import release_large_blocks
 from featkit.checkpoint import load_model
 from featkit.choices import POOLS
 from featkit.data import size_buckets
+from featkit.descriptors import describe, descriptor_dim, whitening_for
 from featkit.encoders import AutoEncoder
 from featkit.errors import FeatkitError, OutputExistsError, ShapeError
 from featkit.devices import network_input, resolve_device
@@ -73,9 +78,15 @@ _PARTIAL_ROWS, _PARTIAL_LOG, _PARTIAL_CONFIG = "rows.f32", "done.jsonl", "config
 
 # -- running the model ------------------------------------------------------------------------
 def _fingerprint(model: AutoEncoder) -> str:
-    """A short hash of the encoder's name, arguments and weights: equal means same features."""
+    """A short hash of the encoder's name, arguments, weights and descriptor whitening: equal
+    means same features."""
     digest = hashlib.sha256(json.dumps(model.config, sort_keys=True, default=str).encode())
-    for name, tensor in sorted(model.state_dict().items()):
+    tensors = dict(model.state_dict())
+    whitening = getattr(model, "whitening", None)
+    if whitening is not None:
+        digest.update(f"{whitening.layer}/{whitening.window}".encode())
+        tensors.update({"whitening.mean": whitening.mean, "whitening.projection": whitening.projection})
+    for name, tensor in sorted(tensors.items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
@@ -132,17 +143,21 @@ def pool_maps(maps: torch.Tensor, pool: str, grid: int = 1) -> torch.Tensor:
 
 @torch.inference_mode()
 def encode_images(
-    model: AutoEncoder, images: Sequence[torch.Tensor], layer: str, pool: str = "avg", grid: int = 1
-) -> list[np.ndarray]:
+    model: AutoEncoder, images: Sequence[torch.Tensor], layer: str, pool: str = "avg", grid: int = 1, *,
+    raw: bool = False, window: int | None = None, whiten: bool = True,
+) -> list[np.ndarray]:  # fmt: skip
     """Features of images of any sizes; equally sized ones run as one batch.
 
     Args:
         model: the encoder (on its device, in eval mode).
         images: :math:`(3, H_i, W_i)` tensors in [-1, 1].
         layer: one of ``model.feature_info``.
-        pool: ``avg | max | gem`` -> a :math:`(C g^2,)` vector per image; ``none`` -> the dense
-            map, channels last: :math:`(h_i, w_i, C)`.
+        pool: ``avg | max | gem`` -> a :math:`(D g^2,)` vector per image; ``none`` -> the dense
+            map, channels last: :math:`(h_i, w_i, D)`.
         grid: pooling grid (see :func:`pool_maps`).
+        raw: the layer's activations themselves (D = C), instead of its local descriptors
+            (:func:`featkit.descriptors.describe`).
+        window, whiten: the descriptors' settings (ignored when ``raw``).
 
     Returns:
         One float32 array per image, in input order.
@@ -156,7 +171,10 @@ def encode_images(
         for first in range(0, len(bucket), step):
             batch = bucket[first : first + step]
             stacked = network_input(torch.stack([images[i] for i in batch]), device)
-            maps = model.features(stacked, layer)
+            if raw:
+                maps = model.features(stacked, layer)
+            else:
+                maps = describe(model, stacked, layer=layer, window=window, whiten=whiten)
             rows = maps.permute(0, 2, 3, 1) if pool == "none" else pool_maps(maps, pool, grid)
             rows = rows.float().cpu().numpy()
             for i, r in zip(batch, rows):
@@ -392,6 +410,9 @@ def extract(
     workers: int | None = None,
     device: str = "cpu",
     max_side: int | None = None,
+    window: int | None = None,
+    whiten: bool = True,
+    raw: bool = False,
     shard: str | tuple[int, int] | None = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -409,7 +430,8 @@ def extract(
         out: the ``.npy`` to write; the manifest goes to :func:`manifest_path` of it.
         layer: hidden layer (default: the encoder's ``default_layer``).
         pool: ``avg | max | gem`` (one row per image) or ``none`` (dense maps, see module doc).
-        grid: pooling grid per side; ``D = C * grid**2``. Default: the encoder's
+            ``gem`` is meant for the non-negative activations of ``raw``.
+        grid: pooling grid per side; ``D = d * grid**2`` for descriptors of ``d`` numbers. Default: the encoder's
             ``default_grid``: 1 (global pooling) for learned encoders, 8 for ``pixels`` (an
             8 x 8 thumbnail).
         batch_size: images decoded per DataLoader batch; equal sizes run through the model together.
@@ -417,6 +439,11 @@ def extract(
             :func:`default_workers`.
         device: ``auto``, ``cpu``, ``cuda``, ...
         max_side: downscale larger images to this longer side; default keeps every resolution.
+        window: cells per side stacked into each local descriptor; default the encoder's
+            ``default_window`` (3 for the CAEs).
+        whiten: apply the run's descriptor whitening (a trained run has one).
+        raw: store the layer's activations instead of local descriptors (``window`` and
+            ``whiten`` then do nothing).
         shard: ``"i/n"`` or ``(i, n)``: only the ``i``-th of ``n`` contiguous slices of the
             sorted file list, or of the tar files for shards, so each job reads only its own
             (merge with :func:`merge_features`).
@@ -442,11 +469,17 @@ def extract(
     if max_side is not None and max_side < 1:
         raise FeatkitError(f"max_side must be >= 1, got {max_side}")
     shard = parse_shard(shard)
+    release_large_blocks()
     collection = open_collection(images)
     part = _shard_of(collection, shard)
     net, info = load_encoder(model, device)
     feature = net.layer_info(layer)
     grid = net.default_grid if grid is None else grid
+    window = net.default_window if window is None else window
+    if window < 1 or window % 2 == 0:
+        raise FeatkitError(f"window must be a positive odd number of cells, got {window}")
+    dim = feature.channels if raw else descriptor_dim(net, feature.name, window, whiten)
+    whitened = not raw and whiten and whitening_for(net, feature.name, window) is not None
     config = {
         **info,
         "layer": feature.name,
@@ -454,7 +487,10 @@ def extract(
         "stride": feature.stride,
         "pool": pool,
         "grid": None if pool == "none" else grid,
-        "dim": feature.channels if pool == "none" else feature.channels * grid * grid,
+        "features": "activations" if raw else "descriptors",
+        "window": None if raw else window,
+        "whitened": whitened,
+        "dim": dim if pool == "none" else dim * grid * grid,
         "max_side": max_side,
         "root": str(collection.root),
         "kind": collection.kind,
@@ -487,7 +523,8 @@ def extract(
         workers = default_workers() if workers is None else workers
         for batch in image_batches(part.refs[start:], batch_size=batch_size, workers=workers, max_side=max_side):
             good = [item for item in batch if item.image is not None]
-            feats = iter(encode_images(net, [item.image for item in good], feature.name, pool, grid))
+            feats = iter(encode_images(net, [item.image for item in good], feature.name, pool, grid, raw=raw,
+                                       window=window, whiten=whiten))  # fmt: skip
             for item in batch:
                 record: dict[str, Any] = {"index": start + item.index, "path": str(item.path)}
                 if item.image is None:

@@ -39,6 +39,7 @@ from skimage.transform import AffineTransform, FundamentalMatrixTransform, Proje
 
 from featkit.choices import RANSAC_MODEL_NAMES
 from featkit.data import load_images
+from featkit.descriptors import describe
 from featkit.encoders import AutoEncoder
 from featkit.errors import ImageError, MatchError
 from featkit.devices import resolve_device
@@ -104,50 +105,49 @@ def dense_descriptors(
     image: torch.Tensor,
     *,
     layer: str | None = None,
-    window: int = 1,
+    window: int | None = None,
+    whiten: bool = True,
     min_contrast: float = 0.01,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """L2-normalised descriptors of every informative cell of a hidden layer.
+    """Local descriptors (:func:`featkit.descriptors.describe`) of every informative cell of a
+    hidden layer.
 
     Cell ``(i, j)`` of a layer with stride ``s`` is placed at its centre
-    ``(j * s + (s - 1) / 2, i * s + (s - 1) / 2)``, clipped into the image. With
-    ``window > 1`` a cell's descriptor stacks the ``window`` x ``window`` cells around it
-    (zeros beyond the border), adding spatial context to layers with few channels.
+    ``(j * s + (s - 1) / 2, i * s + (s - 1) / 2)``, clipped into the image.
 
     Args:
         model: the encoder (its device is used).
         image: :math:`(3, H, W)` in [-1, 1].
         layer: a name from ``model.feature_info``; default ``model.default_layer``.
-        window: odd neighbourhood size, in cells, stacked into each descriptor.
+        window: odd neighbourhood size, in cells, stacked into each descriptor; default
+            ``model.default_window``.
+        whiten: apply the run's whitening (when the model has one for this layer and window).
         min_contrast: skip cells whose neighbourhood of the grey image has a standard
             deviation below this (pixels in [-1, 1]); 0 keeps every cell with a non-zero
             descriptor.
 
     Returns:
-        ``(descriptors, xy)``: float32 :math:`(N, C w^2)` (w = ``window``) unit rows and float64
-        :math:`(N, 2)` positions in ``image``'s pixels, for the N kept cells.
+        ``(descriptors, xy)``: float32 :math:`(N, D)` unit rows and float64 :math:`(N, 2)`
+        positions in ``image``'s pixels, for the N kept cells.
 
     Raises:
         UnknownNameError: ``layer`` is not a layer of ``model``.
         MatchError: ``window`` is not a positive odd number.
     """
+    window = model.default_window if window is None else window
     if window < 1 or window % 2 == 0:
         raise MatchError(f"window must be a positive odd number of cells, got {window}")
     info = model.layer_info(layer)
     device = next(model.parameters(), torch.empty(0)).device
     x = image.unsqueeze(0).to(device=device, dtype=torch.float32)
     with torch.inference_mode():
-        fmap = model.features(x, info.name)  # (1, C, h, w)
-        h, w = fmap.shape[-2:]
-        if window > 1:
-            fmap = F.unfold(fmap, window, padding=window // 2).view(1, -1, h, w)
-        fmap = fmap[0]
-        c = fmap.shape[0]
+        fmap = describe(model, x, layer=info.name, window=window, whiten=whiten)[0]  # (D, h, w)
+        c, h, w = fmap.shape
         s = info.stride
         height, width = image.shape[-2:]
         ys = np.clip(np.arange(h) * s + (s - 1) / 2.0, 0, height - 1)
         xs = np.clip(np.arange(w) * s + (s - 1) / 2.0, 0, width - 1)
-        desc = fmap.permute(1, 2, 0).reshape(-1, c).float()
+        desc = fmap.permute(1, 2, 0).reshape(-1, c)
         norms = desc.norm(dim=1)
         keep = norms > 1e-6
         if min_contrast > 0:
@@ -548,7 +548,8 @@ def match(
     max_matches: int | None = None,
     max_side: int | None = 512,
     ransac_threshold: float | None = None,
-    window: int = 1,
+    window: int | None = None,
+    whiten: bool = True,
     min_contrast: float = 0.01,
     max_size_ratio: float = 4.0,
     gt_homography: np.ndarray | str | os.PathLike | None = None,
@@ -573,7 +574,8 @@ def match(
         ransac_threshold: inlier reprojection error in pixels of B (for ``"fundamental"``:
             distance to the epipolar line); default 1.5 feature cells of B, at least 3 px.
         window: odd neighbourhood of cells stacked into each descriptor, see
-            :func:`dense_descriptors`.
+            :func:`dense_descriptors`; default the model's ``default_window``.
+        whiten: apply the run's descriptor whitening (a trained run has one).
         min_contrast: see :func:`dense_descriptors`.
         max_size_ratio: refuse pairs whose sides, as matched, differ by more than this factor
             (features are not scale invariant).
@@ -623,7 +625,7 @@ def match(
             f"matched ({factor:.1f}x apart, limit {max_size_ratio:g}x); features are not scale "
             "invariant, so resize one image or raise max_size_ratio (--max-size-ratio)"
         )
-    opts = {"layer": info.name, "window": window, "min_contrast": min_contrast}
+    opts = {"layer": info.name, "window": window, "whiten": whiten, "min_contrast": min_contrast}
     desc_a, xy_a = dense_descriptors(model, img_a, **opts)
     desc_b, xy_b = dense_descriptors(model, img_b, **opts)
     ia, ib, score = mutual_matches(desc_a, desc_b, ratio)

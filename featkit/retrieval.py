@@ -427,7 +427,7 @@ def load_index(path: str | os.PathLike) -> FeatureIndex:
     return FeatureIndex(index, manifest)
 
 
-_MATCHING = ("fingerprint", "layer", "pool", "grid")
+_MATCHING = ("fingerprint", "layer", "features", "window", "whitened", "pool", "grid")
 
 
 def _query_vectors(
@@ -471,7 +471,9 @@ def _query_vectors(
             for item in batch:
                 if item.image is None:
                     raise FeatkitError(f"query {item.path}: {item.reason}")
-            vectors += encode_images(model, [item.image for item in batch], features["layer"], features["pool"], features["grid"])
+            vectors += encode_images(model, [item.image for item in batch], features["layer"], features["pool"],
+                                     features["grid"], raw=features.get("features", "activations") == "activations",
+                                     window=features.get("window"), whiten=features.get("whitened", False))  # fmt: skip
             names += [str(item.path) for item in batch]
         blocks.append(np.stack(vectors))
     if not names:

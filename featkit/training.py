@@ -22,6 +22,7 @@ same as one process's.
 
 A run directory holds ``config.json`` (with ``files.txt``, the list of images, beside it), ``model.safetensors``, ``metrics.csv``,
 ``checkpoint.safetensors`` (+ ``checkpoint.prev.safetensors``), ``summary.json``,
+``whitening.safetensors`` (the descriptor whitening fitted on the run's images at the end),
 ``curves.png``, ``reconstructions/`` and ``report.html``. The library never prints: progress
 goes to the ``on_step`` callback.
 """
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import math
 import os
 import re
@@ -41,6 +43,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -54,7 +57,9 @@ from featkit.checkpoint import (
     save_model,
 )
 from featkit.choices import DEFAULT_PRESET, PRESETS
+from featkit.contrast import WarpContrast
 from featkit.data import decode_image, size_buckets
+from featkit.descriptors import EMPTY_NORM, WHITENING_FILE, describe, fit_whitening
 from featkit.devices import network_input, resolve_device
 from featkit.encoders import AutoEncoder, create_encoder
 from featkit.errors import CheckpointError, FeatkitError, ImageError, NonFiniteLossError
@@ -83,13 +88,19 @@ _SCHEDULES = ("constant", "cosine")
 #: Settings a resumed run may change without breaking exact continuation.
 RESUMABLE_SETTINGS = ("epochs", "device", "amp", "workers")
 #: Settings added after runs were first written, with the value those runs trained with.
-_LEGACY_SETTINGS: dict[str, Any] = {"warmup": 0, "epoch_windows": 0, "workers": None}
+_LEGACY_SETTINGS: dict[str, Any] = {"warmup": 0, "epoch_windows": 0, "workers": None, "contrast": 0.0}
 #: The file beside ``config.json`` listing the run's images, one name per line.
 FILES_LIST = "files.txt"
+#: The metrics column of the contrast term (unweighted, like the loss components).
+CONTRAST_COMPONENT = "contrast"
 #: Images the end-of-run evaluation (``summary.json``) decodes at most, evenly spread.
 EVAL_IMAGES = 32
 #: Longer side of the images in the reconstruction figures (whatever the training size).
 FIGURE_SIDE = 512
+#: The descriptor whitening a finished run fits (:mod:`featkit.descriptors`): on up to this
+#: many of its images, evenly spread, read at most this large (``featkit match``'s default
+#: side), from at most this many descriptors in all.
+WHITENING_IMAGES, WHITENING_SIDE, WHITENING_DESCRIPTORS = 64, 512, 60_000
 
 
 class TrainConfigError(FeatkitError, ValueError):
@@ -108,6 +119,8 @@ class TrainConfig:
         encoder_args: keyword arguments of the encoder factory.
         loss: loss spec, e.g. ``"pl+sfl"`` (eq. 7) or ``"pl"``.
         loss_options: options of :func:`featkit.create_loss`.
+        contrast: weight of the dense warp-contrastive term added to the loss
+            (:class:`featkit.contrast.WarpContrast`); 0 trains on the reconstruction loss alone.
         preset: a name of :data:`featkit.choices.PRESETS`.
         epochs: passes over the images.
         optimizer: ``"sgd"``, ``"adam"`` or ``"adamw"``.
@@ -144,6 +157,7 @@ class TrainConfig:
     encoder_args: dict[str, Any] = field(default_factory=dict)
     loss: str = "pl+sfl"
     loss_options: dict[str, Any] = field(default_factory=dict)
+    contrast: float | None = None
     preset: str = DEFAULT_PRESET
     epochs: int | None = None
     optimizer: str | None = None
@@ -180,6 +194,7 @@ class TrainConfig:
         config = dataclasses.replace(self, **filled)
         _check(config.optimizer in _OPTIMIZERS, f"optimizer must be one of {_OPTIMIZERS}, got '{config.optimizer}'")
         _check(config.schedule in _SCHEDULES, f"schedule must be one of {_SCHEDULES}, got '{config.schedule}'")
+        _check(config.contrast >= 0 and math.isfinite(config.contrast), f"contrast must be >= 0, got {config.contrast}")
         _check(config.epochs >= 1, f"epochs must be >= 1, got {config.epochs}")
         _check(0 <= config.warmup < config.epochs, f"warmup must be in [0, epochs), got {config.warmup}")
         _check(config.lr > 0 and math.isfinite(config.lr), f"lr must be a positive number, got {config.lr}")
@@ -369,7 +384,10 @@ class _Trainer:
         self.model: AutoEncoder = create_encoder(config.encoder, **config.encoder_args).to(device)
         self.loss = create_loss(config.loss, **config.loss_options).to(device)
         self.probe = create_loss("pl+sfl").to(device)
+        self.contrast = WarpContrast() if config.contrast > 0 else None
         self.names = list(PROBE_COMPONENTS) + [n for n in self.loss.weights if n not in PROBE_COMPONENTS]
+        self.names += [CONTRAST_COMPONENT] if self.contrast is not None else []
+        self.batches_in_step = 0  # batches this process ran in the current step (seeds the contrast term)
         self.optimizer = _make_optimizer(config, self.model.parameters())
         self.plan = {"seed": config.seed, "batch_size": config.batch_size, "crops_per_image": config.crops_per_image,
                      "epoch_windows": config.epoch_windows}  # fmt: skip
@@ -407,18 +425,31 @@ class _Trainer:
                           start=(self.epoch, self.step), stop=c.epochs, rank=self.world.rank, world=self.world.size)  # fmt: skip
 
     # -- one step ---------------------------------------------------------------------
-    def _components(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _components(self, batch: torch.Tensor, load: Load) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.config.amp and self.device.type == "cuda")
         with autocast:
             output = self.model(batch)
         output = output.float()
         total, parts = self.loss.evaluate(output, batch)
+        if self.contrast is not None:
+            with autocast:
+                term = self.contrast(self.model, batch, self._contrast_generator(load))
+            parts = {**parts, CONTRAST_COMPONENT: term}
+            total = total + self.config.contrast * term
         missing = [n for n in PROBE_COMPONENTS if n not in parts]
         if missing:
             with torch.no_grad():
                 probed = self.probe.components(output.detach(), batch)
             parts = {**parts, **{n: probed[n] for n in missing}}
         return total, parts
+
+    def _contrast_generator(self, load: Load) -> torch.Generator:
+        """The contrast term's randomness for this process's next batch: a pure function of
+        the seed and the position, so a resumed run draws the same warps."""
+        position = (self.config.seed, load.epoch, load.step, self.world.rank, self.batches_in_step)
+        seed = int.from_bytes(hashlib.sha256(repr(position).encode()).digest()[:8], "little")
+        self.batches_in_step += 1
+        return torch.Generator().manual_seed(seed)
 
     def accumulate(self, load: Load, sums: torch.Tensor) -> None:
         """Add one load's gradient, weighted by its share of the step's planned windows, and
@@ -427,7 +458,7 @@ class _Trainer:
             self.late_skipped.setdefault(name, reason)
         for batch in load.batches:
             batch = network_input(batch, self.device)
-            total, parts = self._components(batch)
+            total, parts = self._components(batch, load)
             (total * (len(batch) / load.windows)).backward()
             values = torch.stack([parts[n].detach() for n in self.names] + [total.detach()]).double().cpu()
             sums[:-1] += values * len(batch)
@@ -463,6 +494,7 @@ class _Trainer:
                 group["lr"] = lr
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=False)
+        self.batches_in_step = 0
         return dict(zip([*self.names, "total", "count"], sums.tolist()))
 
 
@@ -509,6 +541,37 @@ def _evaluate_run(trainer: _Trainer) -> dict[str, float]:
         for name, value in evaluate_images(trainer.model, [image], device=trainer.device).items():
             totals[name] += value / len(chosen)
     return totals
+
+
+def _fit_run_whitening(trainer: _Trainer) -> dict[str, Any] | None:
+    """Fit the descriptor whitening on up to :data:`WHITENING_IMAGES` of the run's images and
+    write it to ``whitening.safetensors``; returns what it was fitted on (``None``: too few
+    descriptors, nothing written)."""
+    refs, model = trainer.data.collection.refs, trainer.model
+    chosen = [i for i in _spread(len(refs), WHITENING_IMAGES) if refs[i].name not in trainer.late_skipped]
+    side = min(WHITENING_SIDE, trainer.config.max_side or WHITENING_SIDE)
+    rng = np.random.default_rng(trainer.config.seed)
+    rows = []
+    model.eval()
+    for i in chosen:
+        try:
+            image = decode_image(refs[i], max_side=side)[0]
+        except ImageError:
+            continue
+        with torch.no_grad():
+            units = describe(model, network_input(image[None], trainer.device), whiten=False)[0]
+        cells = units.flatten(1).T.cpu().numpy()
+        cells = cells[np.linalg.norm(cells, axis=1) > EMPTY_NORM]
+        most = WHITENING_DESCRIPTORS // len(chosen)
+        rows.append(cells if len(cells) <= most else cells[rng.choice(len(cells), most, replace=False)])
+    model.train()
+    count = sum(len(r) for r in rows)
+    if count < 2:
+        return None
+    whitening = fit_whitening(np.concatenate(rows), layer=model.default_layer, window=model.default_window)
+    whitening.save(trainer.run_dir / WHITENING_FILE)
+    return {"layer": whitening.layer, "window": whitening.window, "dim": whitening.dim, "descriptors": count,
+            "images": len(rows), "side": side}  # fmt: skip
 
 
 def train(config: TrainConfig, on_step: Callable[[TrainProgress], None] | None = None) -> Path:
@@ -741,7 +804,8 @@ def _finish(trainer: _Trainer, seconds: float) -> None:
     from featkit.report import write_report
 
     final = _evaluate_run(trainer)
-    summary = {"epochs": trainer.epoch, "seconds": round(seconds, 3), "final": final}
+    summary = {"epochs": trainer.epoch, "seconds": round(seconds, 3), "final": final,
+               "whitening": _fit_run_whitening(trainer)}  # fmt: skip
     write_json(trainer.run_dir / "summary.json", summary)
     plot_curves(trainer.rows, trainer.run_dir / "curves.png", title=f"{trainer.config.encoder}, {trainer.config.loss}")
     write_report(trainer.run_dir)

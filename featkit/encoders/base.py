@@ -42,7 +42,8 @@ class AutoEncoder(nn.Module):
 
     Subclasses set :attr:`feature_info` and :attr:`default_layer`, and implement
     :meth:`forward_features`. One whose pooled descriptor needs spatial layout (a thumbnail of
-    pixels) sets :attr:`default_grid`.
+    pixels) sets :attr:`default_grid`; one whose cells see little of the image (a few pixels)
+    sets :attr:`default_window`.
     """
 
     feature_info: list[FeatureInfo]
@@ -50,6 +51,12 @@ class AutoEncoder(nn.Module):
     #: Pooling grid per side that :func:`featkit.extract` uses when its caller gives none
     #: (1: global pooling, the right thing for learned features).
     default_grid: int = 1
+    #: Cells per side stacked into each local descriptor (:func:`featkit.descriptors.describe`)
+    #: when the caller gives no window: 1 for cells that already see a wide support.
+    default_window: int = 1
+    #: Whether local descriptors L2-normalise each cell; ``False`` keeps raw values (a
+    #: thumbnail of pixels stays a thumbnail).
+    normalise_cells: bool = True
     config: dict
 
     def forward_features(

@@ -41,12 +41,15 @@ class ConvAutoEncoder(AutoEncoder):
         in_channels: channels of the images (3 for RGB).
 
     The hidden layers are ``conv1 .. conv{L}`` (encoder) and ``deconv{L-1} .. deconv1``
-    (decoder, before the output layer); the default feature layer is the last encoder layer.
+    (decoder, before the output layer); the default feature layer is the last encoder layer,
+    read out with 3 x 3 windows of cells (a cell of Table 1's CAE sees only 5 x 5 pixels).
 
     Shape:
         - Input: :math:`(N, 3, H, W)` in [-1, 1], any H, W >= 1.
         - Output: :math:`(N, 3, H, W)` in [-1, 1].
     """
+
+    default_window = 3
 
     def __init__(
         self,

@@ -25,6 +25,7 @@ class PixelFeatures(AutoEncoder):
     """
 
     default_grid = 8
+    normalise_cells = False
 
     def __init__(self, stride: int = 4) -> None:
         super().__init__()

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from featkit.checkpoint import save_model
+from featkit.descriptors import WHITENING_FILE, fit_whitening
 from featkit.encoders import create_encoder
 from featkit.extraction import extract
 from featkit.io import write_json
@@ -52,11 +53,14 @@ def classes_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory):
-    """A run directory as `featkit train` writes it, with a randomly initialised paper-cae."""
+    """A run directory as `featkit train` writes it, with a randomly initialised paper-cae and
+    a descriptor whitening fitted on random unit vectors."""
     d = tmp_path_factory.mktemp("run")
     model = create_encoder("paper-cae")
     save_model(d, model)
     write_json(d / "config.json", {"encoder": model.config})
+    rows = np.random.default_rng(0).standard_normal((2000, 16 * 3 * 3))
+    fit_whitening(rows / np.linalg.norm(rows, axis=1, keepdims=True), layer="conv2", window=3).save(d / WHITENING_FILE)
     return d
 
 

@@ -35,7 +35,13 @@ def test_daisy_features_pooled_and_dense(classes_dir, tmp_path):
     pooled = extract(classes_dir, "daisy", tmp_path / "d.npy", workers=0)
     feats, _ = load_features(tmp_path / "d.npy")
     assert pooled["grid"] == 1 and feats.shape == (18, 200) and pooled["stride"] == 2
-    np.testing.assert_allclose(feats.sum(axis=1), 1.0, rtol=1e-5)  # mean of L1-normalised descriptors
+    assert pooled["features"] == "descriptors" and pooled["window"] == 1 and not pooled["whitened"]
+    norms = np.linalg.norm(feats, axis=1)  # a mean of unit descriptors: below 1, far above 0
+    assert np.all(norms <= 1 + 1e-5) and np.all(norms > 0.3)
+    raw = extract(classes_dir, "daisy", tmp_path / "raw.npy", raw=True, workers=0)
+    sums = load_features(tmp_path / "raw.npy")[0].sum(axis=1)
+    assert raw["features"] == "activations" and raw["window"] is None
+    np.testing.assert_allclose(sums, 1.0, rtol=1e-5)  # mean of DAISY's own L1-normalised histograms
     dense = extract(classes_dir, "daisy", tmp_path / "dense.npy", pool="none", workers=0)
     for item in dense["items"]:
         w, h = item["size"]
@@ -47,6 +53,6 @@ def test_baselines_from_the_command_line(classes_dir, tmp_path, capsys):
     assert main(["extract", str(classes_dir), "-m", "pixels", "-o", str(tmp_path / "p.npy"), "-q", "--workers", "0"]) == 0
     assert "18 x 192" in capsys.readouterr().err
     assert main(["extract", str(classes_dir), "-m", "daisy", "-o", str(tmp_path / "d.npy"), "-q", "--workers", "0"]) == 0
-    assert "18 x 200 (daisy, stride 2" in capsys.readouterr().err
+    assert "18 x 200 (daisy descriptors, stride 2" in capsys.readouterr().err
     assert main(["extract", str(classes_dir), "-m", "pixels", "-o", str(tmp_path / "g.npy"), "-q", "--grid", "2"]) == 0
     assert "18 x 12" in capsys.readouterr().err

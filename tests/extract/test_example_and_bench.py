@@ -14,7 +14,7 @@ from tests.scripts import ROOT, load_script
 @pytest.mark.slow
 def test_digits_example_tiny(capsys):
     example = load_script(ROOT / "examples" / "digits_features.py")
-    assert example.main(["--per-class", "6", "--steps", "2"]) == 0
+    assert example.main(["--per-class", "6", "--epochs", "1"]) == 0
     out = capsys.readouterr().out
     for row in ("trained CAE", "random-init CAE", "raw pixels", "mAP", "NMI"):
         assert row in out

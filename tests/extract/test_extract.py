@@ -16,6 +16,7 @@ from featkit.data import find_images, load_image
 from featkit.errors import FeatkitError, OutputExistsError
 from featkit.extraction import extract, load_features, manifest_path, merge_features, parse_shard, pool_maps
 from featkit.checkpoint import load_model
+from featkit.descriptors import describe
 
 
 def test_pooled_rows_follow_manifest(classes_dir, run_dir, tmp_path):
@@ -24,13 +25,19 @@ def test_pooled_rows_follow_manifest(classes_dir, run_dir, tmp_path):
     feats, saved = load_features(out)
     files = find_images(classes_dir)
     assert saved == manifest and feats.dtype == np.float32
-    assert feats.shape == (len(files), 16) and manifest["layer"] == "conv2" and manifest["stride"] == 2
+    assert feats.shape == (len(files), 128) and manifest["layer"] == "conv2" and manifest["stride"] == 2
+    assert manifest["features"] == "descriptors" and manifest["window"] == 3 and manifest["whitened"]
     assert [i["path"] for i in manifest["items"]] == [str(p.resolve()) for p in files]
+    raw = extract(classes_dir, run_dir, tmp_path / "raw.npy", raw=True, workers=0)
+    activations, _ = load_features(tmp_path / "raw.npy")
+    assert activations.shape == (len(files), 16) and raw["features"] == "activations" and not raw["whitened"]
     model, _ = load_model(run_dir)
     for row, path in [(0, files[0]), (7, files[7])]:
         x = load_image(path)[None]
-        expected = model.features(x).mean(dim=(2, 3))[0].detach().numpy()
-        np.testing.assert_allclose(feats[row], expected, rtol=1e-4, atol=1e-6)
+        with torch.no_grad():
+            expected = describe(model, x).mean(dim=(2, 3))[0].numpy()
+            np.testing.assert_allclose(feats[row], expected, rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(activations[row], model.features(x).mean(dim=(2, 3))[0], rtol=1e-4, atol=1e-6)
         assert manifest["items"][row]["original_size"] == list(reversed(x.shape[-2:]))
     assert manifest["model"] == str(run_dir.resolve()) and len(manifest["fingerprint"]) == 16
 
@@ -47,7 +54,7 @@ def test_dense_maps_keep_positions(classes_dir, tmp_path):
         block = feats[item["offset"] : item["offset"] + h * w]
         np.testing.assert_allclose(block.mean(axis=0), avg[i], rtol=1e-4, atol=1e-6)
     assert manifest["rows"] == sum(h * w for h, w in (it["grid"] for it in manifest["items"]))
-    assert pooled["dim"] == manifest["dim"] == 32
+    assert pooled["dim"] == manifest["dim"] == 32 * 3 * 3  # a 3 x 3 window of conv1 cells, not whitened
 
 
 @pytest.mark.parametrize("pool", ["max", "gem"])
@@ -151,7 +158,8 @@ _RSS_SCRIPT = textwrap.dedent(
         (root / str(n)).mkdir()
         for i in range(n):
             Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(root / str(n) / f"{i:04d}.png")
-        extract(root / str(n), "paper-cae", root / f"{n}.npy", layer="conv1", pool="none", workers=0, batch_size=8)
+        extract(root / str(n), "paper-cae", root / f"{n}.npy", layer="conv1", pool="none", window=1, workers=0,
+                batch_size=8)
         print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     """
 )

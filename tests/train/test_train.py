@@ -28,7 +28,7 @@ def _weights(run_dir):
 def test_run_dir_contents(fast_config):
     run_dir = train(fast_config(recon_epochs=[2], loss="pl+sfl"))
     for name in ("config.json", "model.safetensors", "metrics.csv", "curves.png", "report.html", "summary.json",
-                 CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, "reconstructions/epoch_0002.png"):  # fmt: skip
+                 "whitening.safetensors", CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, "reconstructions/epoch_0002.png"):  # fmt: skip
         assert (run_dir / name).is_file(), name
     config = json.loads((run_dir / "config.json").read_text())
     assert config["encoder"] == {"name": "paper-cae", "args": {}}
@@ -38,19 +38,25 @@ def test_run_dir_contents(fast_config):
     assert [f["name"] for f in config["feature_info"]] == ["conv1", "conv2", "deconv1"]
     rows = _metrics(run_dir)
     assert [int(r["epoch"]) for r in rows] == [1, 2]
-    assert list(rows[0]) == ["epoch", *PROBE_COMPONENTS, "total", "lr", "seconds"]
-    # total is the weighted sum of the unweighted bands (eq. 7 with weights 100/10/10)
+    assert list(rows[0]) == ["epoch", *PROBE_COMPONENTS, "contrast", "total", "lr", "seconds"]
+    # total is the weighted sum of the unweighted bands (eq. 7 with weights 100/10/10) plus the
+    # contrast term (weight 1 in the standard preset; chance level is ln 64)
     r = {k: float(v) for k, v in rows[-1].items()}
-    assert math.isclose(r["total"], r["pl"] + 100 * r["sfl/0.8"] + 10 * r["sfl/1.6"] + 10 * r["sfl/3.2"], rel_tol=1e-6)
+    bands = r["pl"] + 100 * r["sfl/0.8"] + 10 * r["sfl/1.6"] + 10 * r["sfl/3.2"]
+    assert config["train"]["contrast"] == 1.0 and 0 < r["contrast"] < 4.5
+    assert math.isclose(r["total"], bands + r["contrast"], rel_tol=1e-6)
+    whitening = json.loads((run_dir / "summary.json").read_text())["whitening"]
+    assert whitening["layer"] == "conv2" and whitening["window"] == 3 and whitening["dim"] == 128
     page = (run_dir / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2 and "src=\"http" not in page
     model, _ = load_model(run_dir)
     x = torch.rand(1, 3, 13, 17) * 2 - 1
     assert model(x).shape == x.shape
+    assert model.whitening.dim == 128 and model.whitening.projection.shape == (144, 128)
 
 
 def test_pl_run_still_logs_every_band(fast_config):
-    run_dir = train(fast_config(loss="pl", epochs=1))
+    run_dir = train(fast_config(loss="pl", epochs=1, contrast=0.0))
     row = _metrics(run_dir)[0]
     assert list(row) == ["epoch", *PROBE_COMPONENTS, "total", "lr", "seconds"]
     assert float(row["total"]) == pytest.approx(float(row["pl"]))
@@ -190,7 +196,7 @@ def test_strict_fails_before_training_naming_every_bad_file(fast_config, messy_f
 @pytest.mark.parametrize(
     "override, words",
     [({"preset": "slow"}, "unknown preset"), ({"lr": -1.0}, "lr"), ({"optimizer": "lbfgs"}, "optimizer"),
-     ({"momentum": 1.5}, "momentum"), ({"epochs": 0}, "epochs")],
+     ({"momentum": 1.5}, "momentum"), ({"epochs": 0}, "epochs"), ({"contrast": -1.0}, "contrast")],
 )  # fmt: skip
 def test_bad_settings_are_named(fast_config, override, words):
     with pytest.raises(TrainConfigError, match=words):
