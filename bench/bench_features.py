@@ -4,7 +4,7 @@ Rows (one run each per seed, trained on the 13 training photos of bench/bench_ma
 
 - ``default recipe``: :func:`default_recipe`, what featkit recommends today: ``featkit.train``
   with every default (the ``standard`` preset, ``paper-cae``, ``pl+sfl`` plus the dense
-  warp-contrastive term with weight 1, the run's descriptor whitening), features read out with
+  warp-contrastive term with weight 0.1, the run's descriptor whitening), features read out with
   featkit's defaults (the encoder's default layer and 3 x 3 windows of L2-normalised cells,
   whitened; average pooling);
 - ``paper-cae pl+sfl, no contrast`` and ``paper-cae pl, no contrast``: the paper's CAE and
@@ -147,7 +147,9 @@ class Trained:
     config: featkit.TrainConfig
 
     def key(self) -> str:
-        settings = {k: v for k, v in self.config.to_dict().items() if k != "out"}
+        """A hash of every setting as trained (preset values filled in, so a changed preset
+        is a new run)."""
+        settings = {k: v for k, v in self.config.resolved().to_dict().items() if k != "out"}
         return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def build(self, runs: Path) -> tuple[AutoEncoder, float]:

@@ -71,7 +71,7 @@ def train(
                        "tar shards ('shards/train-{000000..000099}.tar'). Default: the sample photos."),
     ] = None,
     loss: Annotated[str, typer.Option("--loss", "-l", help="Loss spec, e.g. pl, sfl, pl+sfl (eq. 7), pl+0.5*sfl.")] = "pl+sfl",
-    contrast: Annotated[Optional[float], typer.Option("--contrast", min=0.0, help="Weight of the dense warp-contrastive term that teaches the features to find the same place in a warped, re-lit copy (0: reconstruction alone; default: the preset's, 1 for standard, 0 for paper, fast and quality).")] = None,
+    contrast: Annotated[Optional[float], typer.Option("--contrast", min=0.0, help="Weight of the dense warp-contrastive term that teaches the features to find the same place in a warped, re-lit copy (0: reconstruction alone; default: the preset's, 0.1 for standard, 0 for paper, fast and quality).")] = None,
     encoder: Annotated[str, typer.Option("--encoder", "-e", help="Encoder name (see `featkit encoders`).")] = "paper-cae",
     preset: Annotated[str, typer.Option("--preset", help=f"Settings to start from: {', '.join(PRESETS)}.")] = DEFAULT_PRESET,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Epochs (default: the preset's).")] = None,

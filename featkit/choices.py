@@ -16,7 +16,7 @@ __all__ = ["CLUSTER_METHODS", "DEFAULT_PRESET", "INDEX_KINDS", "METRICS", "POOLS
 PRESETS: dict[str, dict[str, Any]] = {
     "standard": dict(
         epochs=38, optimizer="adam", lr=6e-3, momentum=0.9, weight_decay=0.0, schedule="cosine", warmup=0,
-        batch_size=4, crop=256, crops_per_image=1, epoch_windows=128, contrast=1.0,
+        batch_size=4, crop=256, crops_per_image=1, epoch_windows=128, contrast=0.1,
     ),
     "paper": dict(
         epochs=2000, optimizer="sgd", lr=0.02, momentum=0.5, weight_decay=0.0, schedule="constant", warmup=0,

@@ -39,7 +39,7 @@ from skimage.transform import AffineTransform, FundamentalMatrixTransform, Proje
 
 from featkit.choices import RANSAC_MODEL_NAMES
 from featkit.data import load_images
-from featkit.descriptors import describe
+from featkit.descriptors import describe, whitening_for
 from featkit.encoders import AutoEncoder
 from featkit.errors import ImageError, MatchError
 from featkit.devices import resolve_device
@@ -439,6 +439,8 @@ class MatchResult:
         evaluation: :func:`evaluate_homography` against ``gt_homography``, when given.
         sources: how A and B were given (paths, or ``"<tensor>"``).
         model: the model's spec or encoder name.
+        window: cells per side stacked into each descriptor.
+        whitened: whether the run's descriptor whitening was applied.
     """
 
     matches: np.ndarray
@@ -452,6 +454,8 @@ class MatchResult:
     evaluation: dict[str, Any] | None = None
     sources: tuple[str, str] = ("<tensor>", "<tensor>")
     model: str = ""
+    window: int = 1
+    whitened: bool = False
 
     @property
     def num_inliers(self) -> int:
@@ -463,7 +467,8 @@ class MatchResult:
         k = len(self.matches)
         verified = "unverified" if self.ransac == "none" else f"{self.num_inliers} {self.ransac} inliers"
         line = (
-            f"{k} matches, {verified}; layer {self.layer} (stride {self.stride}), "
+            f"{k} matches, {verified}; layer {self.layer} (stride {self.stride}, window {self.window}"
+            f"{', whitened' if self.whitened else ''}), "
             f"{self.num_descriptors[0]} x {self.num_descriptors[1]} descriptors"
         )
         if self.evaluation is not None:
@@ -485,6 +490,8 @@ class MatchResult:
             "model": self.model,
             "layer": self.layer,
             "stride": self.stride,
+            "window": self.window,
+            "whitened": self.whitened,
             "size_a": list(self.size_a),
             "size_b": list(self.size_b),
             "ransac": self.ransac,
@@ -625,6 +632,8 @@ def match(
             f"matched ({factor:.1f}x apart, limit {max_size_ratio:g}x); features are not scale "
             "invariant, so resize one image or raise max_size_ratio (--max-size-ratio)"
         )
+    window = model.default_window if window is None else window
+    whitened = whiten and whitening_for(model, info.name, window) is not None
     opts = {"layer": info.name, "window": window, "whiten": whiten, "min_contrast": min_contrast}
     desc_a, xy_a = dense_descriptors(model, img_a, **opts)
     desc_b, xy_b = dense_descriptors(model, img_b, **opts)
@@ -658,4 +667,6 @@ def match(
         evaluation=evaluation,
         sources=(src_a, src_b),
         model=spec,
+        window=window,
+        whitened=whitened,
     )

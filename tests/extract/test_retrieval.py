@@ -91,9 +91,12 @@ def test_errors_hold_under_python_O(tmp_path):
     assert out.stdout.startswith("ShapeError") and "dimension 16" in out.stdout, out.stderr
 
 
-def test_image_queries_find_themselves(classes_dir, tmp_path):
+@pytest.mark.parametrize("model", ["paper-cae", "run"])
+def test_image_queries_find_themselves(classes_dir, tmp_path, run_dir, model):
+    """Queries are encoded as the index's rows were: the same descriptors, whitened for a run."""
     feats = tmp_path / "f.npy"
-    extract(classes_dir, "paper-cae", feats, grid=2, workers=0)
+    manifest = extract(classes_dir, run_dir if model == "run" else model, feats, grid=2, workers=0)
+    assert manifest["whitened"] == (model == "run")
     build_index(feats, tmp_path / "f.faiss")
     assert index_manifest_path(tmp_path / "f.faiss").is_file()
     query = sorted((classes_dir / "rings").iterdir())[2]
@@ -106,9 +109,9 @@ def test_image_queries_find_themselves(classes_dir, tmp_path):
 
 
 def test_queries_from_another_model_are_refused(classes_dir, tmp_path, pixel_feats):
-    extract(classes_dir, "paper-cae", tmp_path / "cae.npy", workers=0, grid=2)
+    extract(classes_dir, "paper-cae", tmp_path / "cae.npy", workers=0, grid=2, raw=True)  # 16 x 2 x 2
     build_index(tmp_path / "cae.npy", tmp_path / "cae.faiss")
-    extract(classes_dir, "timm:resnet18", tmp_path / "r.npy", layer="stage0", workers=0)  # also 64-D
+    extract(classes_dir, "timm:resnet18", tmp_path / "r.npy", layer="stage0", workers=0, raw=True)  # also 64-D
     with pytest.raises(FeatkitError, match="differ in fingerprint"):
         search(tmp_path / "cae.faiss", [tmp_path / "r.npy"])
     results = search(tmp_path / "cae.faiss", [tmp_path / "cae.npy"], k=1)

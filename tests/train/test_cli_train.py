@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -46,6 +47,16 @@ def test_quiet_run_logs_epochs_and_prints_the_report(capsys, tiny_folder, tmp_pa
     assert f"report: {tmp_path / 'run' / 'report.html'}" in captured.out
     assert main(["train", str(tiny_folder), "--out", str(tmp_path / "run"), "--quiet", *SMALL]) == 1
     assert "already exists" in capsys.readouterr().err
+
+
+def test_contrast_flag_sets_the_term_and_a_negative_weight_is_refused(capsys, tiny_folder, tmp_path):
+    assert main(["train", str(tiny_folder), "--out", str(tmp_path / "off"), "--quiet", *SMALL, "--contrast", "0"]) == 0
+    assert json.loads((tmp_path / "off" / "config.json").read_text())["train"]["contrast"] == 0.0
+    assert "contrast" not in (tmp_path / "off" / "metrics.csv").read_text().splitlines()[0]
+    assert (tmp_path / "off" / "whitening.safetensors").is_file()  # the readout is fitted either way
+    assert "contrast=" not in capsys.readouterr().err
+    assert main(["train", str(tiny_folder), "--out", str(tmp_path / "neg"), "--quiet", *SMALL, "--contrast", "-1"]) == 2
+    assert not (tmp_path / "neg").exists()
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(capsys, monkeypatch, tiny_folder, tmp_path):
@@ -95,6 +106,4 @@ def test_torchrun_two_processes_match_one(tiny_folder, tmp_path, source):
     b = load_tensors(tmp_path / "two" / "model.safetensors")[0]
     assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6) for k in a)
     assert any(not torch.equal(a[k], torch.zeros_like(a[k])) for k in a)
-    import json
-
     assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2

@@ -40,11 +40,11 @@ def test_run_dir_contents(fast_config):
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert list(rows[0]) == ["epoch", *PROBE_COMPONENTS, "contrast", "total", "lr", "seconds"]
     # total is the weighted sum of the unweighted bands (eq. 7 with weights 100/10/10) plus the
-    # contrast term (weight 1 in the standard preset; chance level is ln 64)
+    # contrast term (weight 0.1 in the standard preset; chance level is ln 64)
     r = {k: float(v) for k, v in rows[-1].items()}
     bands = r["pl"] + 100 * r["sfl/0.8"] + 10 * r["sfl/1.6"] + 10 * r["sfl/3.2"]
-    assert config["train"]["contrast"] == 1.0 and 0 < r["contrast"] < 4.5
-    assert math.isclose(r["total"], bands + r["contrast"], rel_tol=1e-6)
+    assert config["train"]["contrast"] == 0.1 and 0 < r["contrast"] < 4.5
+    assert math.isclose(r["total"], bands + 0.1 * r["contrast"], rel_tol=1e-6)
     whitening = json.loads((run_dir / "summary.json").read_text())["whitening"]
     assert whitening["layer"] == "conv2" and whitening["window"] == 3 and whitening["dim"] == 128
     page = (run_dir / "report.html").read_text()
