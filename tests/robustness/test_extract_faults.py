@@ -98,8 +98,10 @@ def test_disk_full_while_writing_the_final_file(tmp_path, photos, earlier_output
 def test_kill_9_mid_extraction_then_resume(tmp_path, photos, earlier_output):
     out = tmp_path / "feats.npy"
     partial = tmp_path / ".feats.npy.partial"
-    args = ["extract", str(photos), "-m", "cae-wide", "--layer", "conv1", "--pool", "none", "-o", str(out),
-            "--workers", "0", "--batch-size", "1", "--quiet", "--device", "cpu"]  # fmt: skip
+    # Dense single-cell descriptors of a wide layer: 128 numbers per pixel, big enough rows that
+    # the kill lands between writes (3 x 3 windows would make it 1152 and the files 9x larger).
+    args = ["extract", str(photos), "-m", "cae-wide", "--layer", "conv1", "--pool", "none", "--window", "1",
+            "-o", str(out), "--workers", "0", "--batch-size", "1", "--quiet", "--device", "cpu"]  # fmt: skip
     # Checkpoint after every image and slow each batch down, so the kill lands mid-run.
     slowed = (
         "import sys, time, featkit.extraction as e\n"
@@ -131,6 +133,6 @@ def test_kill_9_mid_extraction_then_resume(tmp_path, photos, earlier_output):
     resumed = subprocess.run([sys.executable, "-m", "featkit", *args, "--resume"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     fresh = tmp_path / "fresh.npy"
-    extract(photos, "cae-wide", fresh, layer="conv1", pool="none", workers=0, batch_size=1)
+    extract(photos, "cae-wide", fresh, layer="conv1", pool="none", window=1, workers=0, batch_size=1)
     np.testing.assert_allclose(load_features(out)[0], load_features(fresh)[0], rtol=0, atol=1e-6)
     assert not partial.exists()
