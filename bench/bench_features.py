@@ -405,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
     results, keys, skipped = run_rows(table_rows(recipe, losses), seeds, held_out, args.out / "runs")
     changed = f" with {scale.training}" if scale.training else ""
-    print(f"{RECIPE_ROW}: {config.encoder}, {config.loss}, preset {config.preset}{changed}; {seeds} "
+    print(f"{RECIPE_ROW}: {config.encoder}, {config.loss} + {config.resolved().contrast:g} x contrast, preset "
+          f"{config.preset}{changed}, descriptors: window {recipe(0).window or 'of the encoder'}, whitened; {seeds} "
           f"seed(s); held out: {len(eval_photos)} photos x {scale.warps} warps at {scale.side} px, {scale.crops} crops "
           f"of {scale.crop} px per photo, {len(held_out.digits[1])} digits\n")  # fmt: skip
     print_table(results)
