@@ -370,8 +370,14 @@ class _World:
         if failed.item():
             raise FeatkitError("the main process could not set up the run directory; see its error")
 
-    def close(self) -> None:
+    def close(self, finished: bool) -> None:
+        """Leave the job. After a finished run every process first waits for the others (the
+        main one writes the run's last files meanwhile), so the group is destroyed together, as
+        ``destroy_process_group`` expects; after a failure it is left at once, and ``torchrun``
+        stops the others."""
         if self.owns_group:
+            if finished:
+                dist.barrier()
             dist.destroy_process_group()
 
 
@@ -609,6 +615,7 @@ def train(config: TrainConfig, on_step: Callable[[TrainProgress], None] | None =
     if device.type == "cpu":
         reuse_freed_memory()
     world = _World(device)
+    finished = False
     try:
         if world.size > 1 and config.out is None:
             raise TrainConfigError("under torchrun pass --out, so that every process agrees on the run directory")
@@ -627,8 +634,9 @@ def train(config: TrainConfig, on_step: Callable[[TrainProgress], None] | None =
         _loop(trainer, on_step, started)
         if world.main:
             _finish(trainer, time.perf_counter() - started)
+        finished = True
     finally:
-        world.close()
+        world.close(finished)
     return run_dir
 
 
