@@ -5,7 +5,8 @@ For each seed, ``featkit train --preset quality`` and ``featkit train`` (the def
 one thread, with ``pl+sfl`` on the 21 sample photos at 300 px. Prints each run's final PL
 and per-band SFL on the whole images (``summary.json``) and wall seconds, then the mean and
 spread (min-max) over seeds. Target: the default at or below ``quality`` on every term, in
-no more wall time.
+no more wall time. ``--contrast 0`` trains the default without its contrast term (reconstruction
+only, as before issue 13).
 
 Run: ``python bench/bench_presets.py`` (3 seeds, about 20 minutes on 2 idle cores) or
 ``--seeds 1 --epochs-scale 0.05`` for a smoke run.
@@ -24,12 +25,14 @@ from pathlib import Path
 TERMS = ("pl", "sfl/0.8", "sfl/1.6", "sfl/3.2")
 
 
-def launch(preset: str, seed: int, out: Path, epochs: int | None) -> subprocess.Popen:
+def launch(preset: str, seed: int, out: Path, epochs: int | None, contrast: float | None) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "featkit", "train", "--preset", preset, "--loss", "pl+sfl", "--max-side", "300",
                "--seed", str(seed), "--out", str(out), "--quiet", "--device", "cpu"]  # fmt: skip
     if epochs is not None:
         command += ["--epochs", str(epochs)]
+    if contrast is not None and preset == "standard":
+        command += ["--contrast", str(contrast)]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -39,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs-scale", type=float, default=1.0, help="Shorten both runs (smoke tests).")
+    parser.add_argument("--contrast", type=float, default=None,
+                        help="Weight of the default's contrast term (default: the preset's, 0.1; 0: reconstruction only).")
     args = parser.parse_args(argv)
     presets = ("standard", "quality")
     results: dict[str, list[dict]] = {p: [] for p in presets}
@@ -47,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             runs = {}
             for preset in presets:
                 epochs = None if args.epochs_scale == 1 else max(1, round(PRESETS[preset]["epochs"] * args.epochs_scale))
-                runs[preset] = launch(preset, seed, Path(tmp) / f"{preset}-{seed}", epochs)
+                runs[preset] = launch(preset, seed, Path(tmp) / f"{preset}-{seed}", epochs, args.contrast)
             for preset, process in runs.items():
                 _, err = process.communicate()
                 if process.returncode:
