@@ -30,8 +30,9 @@ after the table one line per target of issue 13 says whether it is met. Trained 
 by their settings under ``OUT/runs`` (rows with equal settings share them), so an interrupted run
 resumes where it stopped.
 
-    python bench/bench_features.py             # 3 seeds x 6 trainings of 1216 steps: about 2.5
-                                               # hours with one thread on a busy 2-core CPU
+    python bench/bench_features.py             # 3 seeds x 6 trainings of 1216 steps (8 with the
+                                               # ffl and ssim plugins), 4-7 minutes each on one
+                                               # thread, then 15 minutes of measuring
     python bench/bench_features.py --seeds 5   # more seeds
     python bench/bench_features.py --quick     # CI smoke run, 25 s there (limit 2 minutes): 1 seed,
                                                # 4 steps, pl and pl+sfl only, fewer, smaller images
