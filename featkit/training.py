@@ -370,14 +370,13 @@ class _World:
         if failed.item():
             raise FeatkitError("the main process could not set up the run directory; see its error")
 
-    def close(self, finished: bool) -> None:
-        """Leave the job. After a finished run every process first waits for the others (the
-        main one writes the run's last files meanwhile), so the group is destroyed together, as
-        ``destroy_process_group`` expects; after a failure it is left at once, and ``torchrun``
-        stops the others."""
+    def wait_for_all(self) -> None:
+        """Return once every process got here (at once in a world of one)."""
+        if self.size > 1:
+            dist.barrier()
+
+    def close(self) -> None:
         if self.owns_group:
-            if finished:
-                dist.barrier()
             dist.destroy_process_group()
 
 
@@ -615,7 +614,6 @@ def train(config: TrainConfig, on_step: Callable[[TrainProgress], None] | None =
     if device.type == "cpu":
         reuse_freed_memory()
     world = _World(device)
-    finished = False
     try:
         if world.size > 1 and config.out is None:
             raise TrainConfigError("under torchrun pass --out, so that every process agrees on the run directory")
@@ -634,9 +632,11 @@ def train(config: TrainConfig, on_step: Callable[[TrainProgress], None] | None =
         _loop(trainer, on_step, started)
         if world.main:
             _finish(trainer, time.perf_counter() - started)
-        finished = True
+        # The others wait while the main process writes the last files, so all destroy the group
+        # together, as destroy_process_group expects; after a failure torchrun stops them instead.
+        world.wait_for_all()
     finally:
-        world.close(finished)
+        world.close()
     return run_dir
 
 
