@@ -43,8 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs-scale", type=float, default=1.0, help="Shorten both runs (smoke tests).")
     parser.add_argument("--contrast", type=float, default=None,
-                        help="Weight of the default's contrast term (default: the preset's, 0.1; 0: reconstruction only).")
+                        help=f"Weight of the default's contrast term (default: the preset's, "
+                             f"{PRESETS['standard']['contrast']:g}; 0: reconstruction only).")  # fmt: skip
     args = parser.parse_args(argv)
+    contrast = PRESETS["standard"]["contrast"] if args.contrast is None else args.contrast
     presets = ("standard", "quality")
     results: dict[str, list[dict]] = {p: [] for p in presets}
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     mean = {p: {k: sum(r[k] for r in results[p]) / len(results[p]) for k in (*TERMS, "seconds")} for p in presets}
     below = [t for t in TERMS if mean["standard"][t] <= mean["quality"][t]]
     ratios = ", ".join(f"{t} {mean['standard'][t] / mean['quality'][t]:.2f}x" for t in TERMS)
-    print(f"\ndefault (standard) at or below quality on {len(below)}/{len(TERMS)} terms "
+    print(f"\ndefault (standard, contrast {contrast:g}) at or below quality on {len(below)}/{len(TERMS)} terms "
           f"({ratios}); "
           f"wall time {mean['standard']['seconds'] / mean['quality']['seconds']:.2f}x quality's")  # fmt: skip
     return 0
