@@ -17,6 +17,15 @@ from featkit.errors import FeatkitError, OutputExistsError
 from featkit.extraction import extract, load_features, manifest_path, merge_features, parse_shard, pool_maps
 from featkit.checkpoint import load_model
 from featkit.descriptors import describe
+from tests.rounding import assert_rows_close
+
+#: Float32 sums along a paper-cae descriptor (tests/rounding.py): conv1 (3 x 3 x 3 terms), conv2
+#: (32 x 3 x 3), the cell's L2 norm (16 channels) and the 3 x 3 window's (144 numbers).
+DESCRIPTOR_TERMS = 27 + 288 + 16 + 144
+#: Whitening adds a 144-term projection and the final L2 norm over 128 numbers.
+WHITENED_TERMS = DESCRIPTOR_TERMS + 144 + 128
+#: Pooling adds a mean over the cells of a conv2 map of these images (at most 12 x 12).
+POOLED_TERMS = DESCRIPTOR_TERMS + 12 * 12
 
 
 def test_pooled_rows_follow_manifest(classes_dir, run_dir, tmp_path):
@@ -36,8 +45,9 @@ def test_pooled_rows_follow_manifest(classes_dir, run_dir, tmp_path):
         x = load_image(path)[None]
         with torch.no_grad():
             expected = describe(model, x).mean(dim=(2, 3))[0].numpy()
-            np.testing.assert_allclose(feats[row], expected, rtol=1e-4, atol=1e-6)
-            np.testing.assert_allclose(activations[row], model.features(x).mean(dim=(2, 3))[0], rtol=1e-4, atol=1e-6)
+            # extraction batches images by size and lays them out channels-last: another summation order
+            assert_rows_close(feats[row], expected, terms=WHITENED_TERMS + 12 * 12)
+            assert_rows_close(activations[row], model.features(x).mean(dim=(2, 3))[0], terms=27 + 288 + 12 * 12)
         assert manifest["items"][row]["original_size"] == list(reversed(x.shape[-2:]))
     assert manifest["model"] == str(run_dir.resolve()) and len(manifest["fingerprint"]) == 16
 
@@ -52,7 +62,8 @@ def test_dense_maps_keep_positions(classes_dir, tmp_path):
         h, w = item["grid"]
         assert [w, h] == item["size"]  # conv1 has stride 1: one cell per pixel
         block = feats[item["offset"] : item["offset"] + h * w]
-        np.testing.assert_allclose(block.mean(axis=0), avg[i], rtol=1e-4, atol=1e-6)
+        # conv1 (27 terms), the cell's and the window's norms (32 and 288 numbers), a mean over <= 24 x 24 cells
+        assert_rows_close(block.mean(axis=0), avg[i], terms=27 + 32 + 288 + 24 * 24)
     assert manifest["rows"] == sum(h * w for h, w in (it["grid"] for it in manifest["items"]))
     assert pooled["dim"] == manifest["dim"] == 32 * 3 * 3  # a 3 x 3 window of conv1 cells, not whitened
 
@@ -93,7 +104,8 @@ def test_shards_merge_into_the_full_run(classes_dir, tmp_path):
         extract(classes_dir, "paper-cae", part, shard=f"{i}/3", workers=0)
     merged = merge_features(parts[::-1], tmp_path / "merged.npy")
     assert [i["path"] for i in merged["items"]] == [i["path"] for i in full["items"]]
-    np.testing.assert_allclose(load_features(tmp_path / "merged.npy")[0], load_features(tmp_path / "full.npy")[0], rtol=1e-5, atol=1e-8)
+    # each shard batches its images otherwise than the full run: equal to float32 rounding
+    assert_rows_close(load_features(tmp_path / "merged.npy")[0], load_features(tmp_path / "full.npy")[0], terms=POOLED_TERMS)
     with pytest.raises(FeatkitError, match="shards 1..3"):
         merge_features(parts[:2], tmp_path / "incomplete.npy")
     with pytest.raises(FeatkitError, match="not a shard"):
@@ -127,20 +139,22 @@ def test_interrupted_run_leaves_no_output_and_resumes(classes_dir, tmp_path):
     assert progress[0] == 8  # the first two batches were not redone
     fresh = extract(classes_dir, "paper-cae", tmp_path / "fresh.npy", workers=0)
     assert [i["path"] for i in resumed["items"]] == [i["path"] for i in fresh["items"]]
-    np.testing.assert_allclose(load_features(out)[0], load_features(tmp_path / "fresh.npy")[0], rtol=1e-5, atol=1e-8)
+    assert_rows_close(load_features(out)[0], load_features(tmp_path / "fresh.npy")[0], terms=POOLED_TERMS)  # other batches
     assert extract(classes_dir, "paper-cae", out, workers=0, resume=True) == resumed  # finished: nothing to do
     assert not any(p.name.endswith(".partial") for p in tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("pool", ["avg", "none"])
 def test_workers_give_the_same_features_and_manifest(classes_dir, tmp_path, pool):
-    """Decoding workers write what one process writes: rows, sizes, order and skipped files."""
+    """Decoding workers write what one process writes: rows (to float32 rounding: the batches
+    differ, so do the sums' orders), sizes, order and skipped files."""
     root = tmp_path / "images"
     shutil.copytree(classes_dir, root)
     (root / "flat" / "broken.png").write_bytes(b"not a png")
     one = extract(root, "paper-cae", tmp_path / "a.npy", pool=pool, workers=0, batch_size=5)
     two = extract(root, "paper-cae", tmp_path / "b.npy", pool=pool, workers=2, batch_size=3)
-    np.testing.assert_allclose(load_features(tmp_path / "a.npy")[0], load_features(tmp_path / "b.npy")[0], rtol=1e-5, atol=1e-8)
+    terms = POOLED_TERMS if pool == "avg" else DESCRIPTOR_TERMS
+    assert_rows_close(load_features(tmp_path / "a.npy")[0], load_features(tmp_path / "b.npy")[0], terms=terms)
     assert one["items"] == two["items"] and one["skipped"] == two["skipped"]
     assert [s["path"] for s in two["skipped"]] == [str((root / "flat" / "broken.png").resolve())]
 

@@ -33,10 +33,26 @@ def test_flat_matches_brute_force(metric):
     else:
         xn, qn = x / np.linalg.norm(x, axis=1, keepdims=True), q / np.linalg.norm(q, axis=1, keepdims=True)
         brute = 1 - qn @ xn.T
-    np.testing.assert_array_equal(i, np.argsort(brute, axis=1)[:, :5])
-    np.testing.assert_allclose(d, np.sort(brute, axis=1)[:, :5], atol=1e-4)
+    assert_true_neighbours(i, d, brute)
     de, ie = exact_knn(q, x, 5, metric)
-    np.testing.assert_array_equal(ie, i)
+    assert_true_neighbours(ie, de, brute)
+
+
+def assert_true_neighbours(found: np.ndarray, distances: np.ndarray, brute: np.ndarray, tol: float = 1e-4) -> None:
+    """``found`` are the k nearest by ``brute`` (float64 distances), in order, with their distances.
+
+    faiss and featkit's own search compute distances in float32 (1e-4 covers their rounding on
+    these 16-dimensional vectors of norm < 10), so two neighbours closer than that may come in
+    either order: only the distances are compared, and the indices where no such near-tie is.
+    """
+    k = found.shape[1]
+    ranked = np.sort(brute, axis=1)[:, :k]
+    np.testing.assert_allclose(np.take_along_axis(brute, found, axis=1), ranked, atol=tol)
+    np.testing.assert_allclose(distances, ranked, atol=tol)
+    order = np.argsort(brute, axis=1)
+    gaps = np.diff(np.sort(brute, axis=1)[:, : k + 1], axis=1)  # to the next neighbour, the k-th's included
+    clear = (gaps > 2 * tol) & np.concatenate([np.ones((len(gaps), 1), bool), gaps[:, :-1] > 2 * tol], axis=1)
+    np.testing.assert_array_equal(found[clear], order[:, :k][clear])
 
 
 @pytest.mark.parametrize("kind", ["ivf", "hnsw"])

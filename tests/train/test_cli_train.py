@@ -12,6 +12,7 @@ import torch
 
 from featkit.checkpoint import CHECKPOINT_FILE, load_tensors
 from featkit.cli import main
+from tests.rounding import assert_weights_close
 
 SMALL = ["--epochs", "2", "--crop", "16", "--batch-size", "4", "--crops-per-image", "2", "--epoch-windows", "0", "--device", "cpu"]
 
@@ -94,8 +95,12 @@ def test_torchrun_two_processes_match_one(tiny_folder, tmp_path, source):
 
         images = write_shards(tiny_folder, tmp_path / "shards", max_count=2)["pattern"]
     # 12 windows: 3 steps of 4. The contrast term draws its warps per process and batch, so
-    # only the reconstruction objective is the same update bit for bit.
-    args = [images, *SMALL, "--quiet", "--crops-per-image", "3", "--contrast", "0"]
+    # only the reconstruction objective is the same update. Each process sums the gradient of
+    # its own windows and all_reduce adds the two: another order than one process's sums, so
+    # the weights agree to float32 rounding (SGD, see tests/rounding.py), not bit for bit. At the
+    # paper's learning rate the 6 steps move the weights by 2-3 % of each tensor's largest
+    # weight, over ten times the rounding bound below.
+    args = [images, *SMALL, "--quiet", "--crops-per-image", "3", "--contrast", "0", "--optimizer", "sgd", "--lr", "0.02"]
     single = subprocess.run([sys.executable, "-m", "featkit", "train", *args, "--out", str(tmp_path / "one")],
                             env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert single.returncode == 0, single.stderr
@@ -106,6 +111,8 @@ def test_torchrun_two_processes_match_one(tiny_folder, tmp_path, source):
     assert double.returncode == 0, double.stderr[:6000] + "\n...\n" + double.stderr[-1500:]
     a = load_tensors(tmp_path / "one" / "model.safetensors")[0]
     b = load_tensors(tmp_path / "two" / "model.safetensors")[0]
-    assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6) for k in a)
+    # 6 steps; a weight's gradient sums over the step's 4 x 16 x 16 window pixels, after the
+    # backward pass's reductions through four 3 x 3 convolutions of at most 288 terms each
+    assert_weights_close(b, a, terms=4 * 16 * 16 + 4 * 288, steps=6)
     assert any(not torch.equal(a[k], torch.zeros_like(a[k])) for k in a)
     assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2
