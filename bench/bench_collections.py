@@ -34,7 +34,8 @@ def write_photos(folder: Path, count: int, size: tuple[int, int] = (1024, 768)) 
     """``count`` distinct JPEGs of ``size`` cut from the sample photos (deterministic)."""
     from PIL import Image, ImageOps
 
-    from featkit.data import find_images, sample_images
+    from featkit.data.images import find_images
+    from featkit.data.samples import sample_images
 
     folder.mkdir(parents=True, exist_ok=True)
     photos = [Image.open(p).convert("RGB") for p in find_images(sample_images())]
@@ -88,21 +89,25 @@ def bench_loader(tmp: Path, images: int, steps: int, repeats: int = 3) -> None:
     tensors decoded before the clock started."""
     import torch
 
-    import featkit.pipeline as pipeline
+    import featkit.data.windows as windows
+    from featkit.data.loading import loader
     from featkit.choices import PRESETS
-    from featkit.data import decode_image
-    from featkit.training import TrainConfig, _open_data, _Trainer, _World
+    from featkit.data.images import decode_image
+    from featkit.training.config import TrainConfig
+    from featkit.training.images import open_training_images
+    from featkit.training.trainer import Trainer
+    from featkit.training.world import World
 
     folder = write_photos(tmp / "loader", images)
     preset = PRESETS["standard"]
     config = TrainConfig(data=str(folder), epochs=1, epoch_windows=steps * preset["batch_size"], device="cpu").resolved()
-    data = _open_data(config)
+    data = open_training_images(config)
 
     def run() -> float:
-        trainer = _Trainer(config, tmp / "unused", data, _World(torch.device("cpu")), torch.device("cpu"))
+        trainer = Trainer(config, tmp / "unused", data, World(torch.device("cpu")), torch.device("cpu"))
         sums = torch.zeros(len(trainer.names) + 2, dtype=torch.float64)
         t0 = time.perf_counter()
-        for load in pipeline.loader(trainer.stream(), 0):
+        for load in loader(trainer.stream(), 0):
             trainer.accumulate(load, sums)
             if load.last:
                 trainer.finish_step(sums, load.windows, config.lr)
@@ -110,18 +115,18 @@ def bench_loader(tmp: Path, images: int, steps: int, repeats: int = 3) -> None:
         return time.perf_counter() - t0
 
     decoded = {ref.name: decode_image(ref)[0] for ref in data.collection.refs}
-    real = pipeline.decode_windows
+    real = windows.decode_windows
 
     def cut(ref, boxes, max_side=None):
         image = decoded[ref.name]
         return [image[:, top : top + h, left : left + w] for top, left, h, w in boxes(tuple(image.shape[-2:]))]
 
     def in_memory() -> float:
-        pipeline.decode_windows = cut
+        windows.decode_windows = cut
         try:
             return run()
         finally:
-            pipeline.decode_windows = real
+            windows.decode_windows = real
 
     run()  # warm-up: allocator, oneDNN kernels
     from_disk, in_memory_s = float("inf"), float("inf")

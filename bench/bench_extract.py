@@ -1,6 +1,6 @@
 """Extraction and search speed, measured side by side in one run; prints ratios.
 
-1. extraction throughput: ``featkit.extraction`` (DataLoader workers decoding, equally sized
+1. extraction throughput: ``featkit.features.extraction`` (DataLoader workers decoding, equally sized
    images batched, rows streamed to disk) against a naive per-image loop
    (``load_image`` -> ``model.features`` -> mean, one image at a time), on the same files,
    with the bound the machine sets: one-thread decode + network time per image, divided
@@ -57,11 +57,11 @@ def naive_extract(paths: list[Path], model_name: str, out: Path) -> None:
     """What one writes first: a loop over files, one forward pass each, the same descriptors."""
     import torch
 
-    from featkit.data import load_image
-    from featkit.descriptors import describe
-    from featkit.extraction import load_encoder
+    from featkit.data.images import load_image
+    from featkit.features.descriptors import describe
+    from featkit.runs.models import load_encoder
 
-    model, _ = load_encoder(model_name)  # the same (seeded) weights featkit.extraction uses
+    model, _ = load_encoder(model_name)  # the same (seeded) weights featkit.features.extraction uses
     rows = []
     with torch.no_grad():
         for path in paths:
@@ -74,8 +74,9 @@ def single_core_work(paths: list[Path], model_name: str) -> tuple[float, float]:
     no schedule avoids. With ``c`` cores no extractor beats ``(decode + network) / c`` per image."""
     import torch
 
-    from featkit.data import load_image
-    from featkit.extraction import encode_images, load_encoder
+    from featkit.data.images import load_image
+    from featkit.features.encoding import encode_images
+    from featkit.runs.models import load_encoder
 
     model, _ = load_encoder(model_name)
     threads = torch.get_num_threads()
@@ -95,7 +96,7 @@ def single_core_work(paths: list[Path], model_name: str) -> tuple[float, float]:
 def bench_extraction(tmp: Path, count: int, side: int, repeats: int, model: str = "paper-cae") -> dict[str, float]:
     """Print and return ``{"ratio": featkit / naive, "bound": the machine's bound}``."""
     import featkit
-    from featkit.data import find_images
+    from featkit.data.images import find_images
 
     folder = tmp / f"images{side}"
     write_images(folder, count, side)
@@ -161,7 +162,7 @@ def write_vectors(path: Path, n: int, dim: int, chunk: int = 100_000) -> None:
 
 def ivfpq_child(path: Path, queries: int, dim: int, k: int = 10) -> dict:
     import featkit
-    from featkit.retrieval import exact_knn
+    from featkit.tasks.index import exact_knn
 
     q = clustered(queries, dim, seed=7)
     t0 = time.perf_counter()

@@ -56,16 +56,25 @@ import torch
 from sklearn.metrics import normalized_mutual_info_score
 
 import featkit
-from featkit.data import find_images, load_image, load_images, sample_images
+from featkit.data.images import find_images, load_image, load_images
+from featkit.data.samples import sample_images
 from featkit.encoders import AutoEncoder
-from featkit.evaluate import retrieval_scores
-from featkit.extraction import encode_images, load_encoder
+from featkit.tasks.evaluation import retrieval_scores
+from featkit.features.encoding import encode_images
+from featkit.runs.models import load_encoder
 from featkit.io import read_json
-from featkit.matching import random_homography, warp_image
+from featkit.tasks.homography import random_homography, warp_image
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "examples")]
-from bench_match import EVAL_PHOTOS, NOT_TRAINED, brightness_change, evaluate, make_pairs, training_folder  # noqa: E402
+from bench_match import (
+    EVAL_PHOTOS,
+    NOT_TRAINED,
+    brightness_change,
+    evaluate,
+    make_pairs,
+    training_folder  # noqa: E402,
+)
 from digits_features import write_digits  # noqa: E402
 
 #: Table columns: key -> heading.

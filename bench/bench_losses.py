@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 import featkit
-from featkit.data import find_images, load_image, sample_images
+from featkit.data.images import find_images, load_image
+from featkit.data.samples import sample_images
 from featkit.losses.frequency import PAPER_SCALES, PAPER_WEIGHTS
 from featkit.ops.filters import log_kernel2d
 

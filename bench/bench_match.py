@@ -1,7 +1,7 @@
 """Does frequency-aware training give features that match more accurately?
 
 Warps held-out sample photos by known random homographies (scale, rotation, perspective, shift)
-plus a brightness and contrast change, matches each photo to its warp with ``featkit.matching``,
+plus a brightness and contrast change, matches each photo to its warp with ``featkit.tasks.matching``,
 and prints the mean matching accuracy (MMA: share of matches within 1, 3, 5 px of the true
 position) for four feature extractors, side by side in one run:
 
@@ -29,12 +29,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from featkit.data import find_images, load_image, sample_images
+from featkit.data.images import find_images, load_image
+from featkit.data.samples import sample_images
 from featkit.encoders import create_encoder
-from featkit.extraction import load_encoder
+from featkit.runs.models import load_encoder
 from featkit.io import write_json
-from featkit.matching import match, random_homography, warp_image
-from featkit.training import TrainConfig, train
+from featkit.tasks.matching import match
+from featkit.tasks.homography import random_homography, warp_image
+from featkit.training.config import TrainConfig
+from featkit.training.loop import train
 
 #: Photos the benchmark evaluates on; the CAEs never train on them.
 EVAL_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "grass.png", "ihc.png", "motorcycle_left.png", "retina.jpg")

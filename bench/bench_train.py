@@ -27,10 +27,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from featkit.checkpoint import load_tensors
-from featkit.data import find_images, load_images, sample_images
+from featkit.runs.tensors import load_tensors
+from featkit.data.images import find_images, load_images
+from featkit.data.samples import sample_images
 from featkit.encoders import create_encoder
-from featkit.training import TrainConfig, train
+from featkit.training.config import TrainConfig
+from featkit.training.loop import train
 
 SCALES, WEIGHTS = (0.8, 1.6, 3.2), (100.0, 10.0, 10.0)
 
@@ -101,7 +103,7 @@ def naive_flops(images: list[torch.Tensor], state) -> float:
 
 
 def featkit_flops(images: list[torch.Tensor]) -> float:
-    from featkit.data import iter_batches, ImageRecord
+    from featkit.data.images import iter_batches, ImageRecord
     from featkit.losses import create_loss
 
     model, loss = create_encoder("paper-cae"), create_loss("pl+sfl")

@@ -25,8 +25,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from featkit.reproduce import format_table, reproduce
-from featkit.training import PROBE_COMPONENTS, TrainConfig
+from featkit.training.reproduce import format_table, reproduce
+from featkit.training.probe import PROBE_COMPONENTS
+from featkit.training.config import TrainConfig
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ def cluster(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Cluster FEATURES; with class subfolders, score against them (NMI, ARI)."""
-    from featkit.clustering import cluster as cluster_features
+    from featkit.tasks.clustering import cluster as cluster_features
 
     result = cluster_features(
         features, k, method=method.value, pca=pca, metric=metric.value, eps=eps, min_samples=min_samples,

@@ -20,7 +20,7 @@ def retrieval(
     metric: MetricOpt = Metric.cosine,
 ) -> None:
     """Leave-one-out retrieval: mAP and recall@1/5/10 (a same-class image among the k nearest)."""
-    from featkit.evaluate import evaluate_retrieval
+    from featkit.tasks.evaluation import evaluate_retrieval
 
     scores = evaluate_retrieval(features, metric=metric.value)
     table = Table(title=f"retrieval on {features} ({scores['queries']} queries, {scores['classes']} classes)")

@@ -37,7 +37,7 @@ def extract(
 
     Features are local descriptors of the layer's cells (each cell L2-normalised, stacked with its neighbours, whitened when MODEL is a trained run), pooled per image or kept dense; --raw stores the activations instead.
     """
-    from featkit.extraction import extract as extract_features
+    from featkit.features.extraction import extract as extract_features
 
     with count_progress("extract", quiet) as on_progress:
         manifest = extract_features(
@@ -61,7 +61,7 @@ def merge(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Merge the shards of one extraction into the file a single run would write."""
-    from featkit.extraction import merge_features
+    from featkit.features.merging import merge_features
 
     manifest = merge_features(parts, out, overwrite=overwrite)
     err_console.print(f"wrote {out}: {len(manifest['items'])} images from {len(parts)} shards", soft_wrap=True)

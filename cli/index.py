@@ -25,7 +25,7 @@ def index(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Build a faiss index over FEATURES for `featkit search` (manifest kept beside it)."""
-    from featkit.retrieval import build_index
+    from featkit.tasks.index import build_index
 
     out = out or features.with_suffix(".faiss")
     with err_console.status(f"indexing {features}"):

@@ -43,8 +43,8 @@ def match(
 
     Exit status: 0 matches found; 1 error (unreadable image, sizes more than --max-size-ratio apart, bad options); 2 usage error; 3 ran fine but found no matches (none survived the ratio test or RANSAC): the picture and an empty but valid JSON are still written.
     """
-    from featkit.match_plot import plot_format, save_match_plot
-    from featkit.matching import match as find_matches, save_match_json
+    from featkit.report.match_drawing import plot_format, save_match_plot
+    from featkit.tasks.matching import match as find_matches, save_match_json
 
     plot_format(out)
     ensure_new(out, overwrite=overwrite)

@@ -11,7 +11,7 @@ from featkit.cli._common import DeviceOpt, OverwriteOpt, QuietOpt, err_console, 
 from featkit.choices import PRESETS
 
 if TYPE_CHECKING:
-    from featkit.training import TrainProgress
+    from featkit.training.loop import TrainProgress
 
 __all__ = ["reproduce"]
 
@@ -29,8 +29,8 @@ def reproduce(
     resume: Annotated[bool, typer.Option("--resume", help="Finish an interrupted OUT: reuse finished runs, continue the others.")] = False,
 ) -> None:
     """Train pl and pl+sfl with the same seed and print the per-band SFL beside the paper's."""
-    from featkit.reproduce import format_table, reproduce as run_reproduce
-    from featkit.training import TrainConfig
+    from featkit.training.reproduce import format_table, reproduce as run_reproduce
+    from featkit.training.config import TrainConfig
 
     def log(spec: str, p: TrainProgress) -> None:
         if p.epoch_done and not quiet:

@@ -24,7 +24,7 @@ def search(
     device: DeviceOpt = "auto",
 ) -> None:
     """Find the K nearest images in INDEX for each QUERY."""
-    from featkit.retrieval import search as search_index
+    from featkit.tasks.search import search as search_index
 
     if as_json and as_csv:
         raise typer.BadParameter("choose one of --json and --csv")

@@ -9,7 +9,7 @@ import typer
 from rich.filesize import decimal
 
 from featkit.cli._common import OverwriteOpt, QuietOpt, count_progress, err_console
-from featkit.shards import DEFAULT_MAX_COUNT, DEFAULT_MAX_SIZE  # stdlib only at import: --help stays instant
+from featkit.data.shard_writer import DEFAULT_MAX_COUNT, DEFAULT_MAX_SIZE
 
 
 def shards(
@@ -22,7 +22,7 @@ def shards(
 ) -> None:
     """Copy the images of IMAGES, byte for byte, into WebDataset tar shards in OUT; print the
     brace pattern that reads them all (what train and extract accept as IMAGES)."""
-    from featkit.shards import write_shards
+    from featkit.data.shard_writer import write_shards
 
     with count_progress("shards", quiet) as on_progress:
         summary = write_shards(

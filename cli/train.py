@@ -6,13 +6,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from featkit.cli._common import DeviceOpt, OverwriteOpt, QuietOpt, err_console, out_console
 from featkit.choices import DEFAULT_PRESET, PRESETS
 
 if TYPE_CHECKING:
-    from featkit.training import TrainProgress
+    from featkit.training.loop import TrainProgress
 
 __all__ = ["train"]
 
@@ -103,7 +110,8 @@ def train(
 
     Ctrl-C saves a checkpoint; `featkit train --resume RUN_DIR` continues exactly.
     """
-    from featkit.training import TrainConfig, train as run_training
+    from featkit.training.config import TrainConfig
+    from featkit.training.loop import train as run_training
 
     if resume is not None and (folder is not None or out is not None):
         raise typer.BadParameter("--resume continues a run with its own data and directory; drop FOLDER and --out")

@@ -37,12 +37,14 @@ import torch
 from PIL import Image
 
 import featkit
-from featkit.data import find_images, load_image, sample_images
+from featkit.data.images import find_images, load_image
+from featkit.data.samples import sample_images
 from featkit.errors import FeatkitError
 from featkit.io import read_json, write_json
-from featkit.match_plot import draw_matches
-from featkit.matching import MatchResult, random_homography, warp_image
-from featkit.training import TrainProgress
+from featkit.report.match_drawing import draw_matches
+from featkit.tasks.matching import MatchResult
+from featkit.tasks.homography import random_homography, warp_image
+from featkit.training.loop import TrainProgress
 
 #: Sample photos the training never sees; the queries and match pairs are warps of them
 #: (``bench/bench_match.py``'s, less the stereo view whose twin stays among the photos).

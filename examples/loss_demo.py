@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 import featkit
-from featkit.data import find_images, load_images, sample_images
+from featkit.data.images import find_images, load_images
+from featkit.data.samples import sample_images
 from featkit.ops.filters import filter2d, gaussian_kernel1d
 
 

@@ -14,8 +14,8 @@ import argparse
 import sys
 
 from featkit.choices import PRESETS
-from featkit.reproduce import format_table, reproduce
-from featkit.training import TrainConfig
+from featkit.training.reproduce import format_table, reproduce
+from featkit.training.config import TrainConfig
 
 
 def main(argv: list[str] | None = None) -> int:

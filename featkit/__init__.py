@@ -15,62 +15,62 @@ Public verbs (the CLI calls the same functions)::
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from featkit import _moved
+from featkit._lazy import lazy_exports
+from featkit.version import __version__
+
 
 #: Public name -> the module defining it. Imported on first use, so ``import featkit`` (and
 #: ``featkit --help``) does not load torch until a verb that needs it is called.
 _EXPORTS = {
     "FeatkitError": "featkit.errors",
-    "TrainConfig": "featkit.training",
-    "build_index": "featkit.retrieval",
-    "cluster": "featkit.clustering",
+    "TrainConfig": "featkit.training.config",
+    "build_index": "featkit.tasks.index",
+    "cluster": "featkit.tasks.clustering",
     "create_encoder": "featkit.encoders",
     "create_loss": "featkit.losses",
-    "evaluate_retrieval": "featkit.evaluate",
-    "expand_shards": "featkit.shards",
-    "extract": "featkit.extraction",
-    "iter_shard_images": "featkit.shards",
+    "evaluate_retrieval": "featkit.tasks.evaluation",
+    "expand_shards": "featkit.data.shards",
+    "extract": "featkit.features.extraction",
+    "iter_shard_images": "featkit.data.shards",
     "list_encoders": "featkit.encoders",
     "list_losses": "featkit.losses",
-    "load_features": "featkit.extraction",
-    "load_index": "featkit.retrieval",
-    "load_model": "featkit.checkpoint",
-    "match": "featkit.matching",
-    "merge_features": "featkit.extraction",
+    "load_features": "featkit.features.files",
+    "load_index": "featkit.tasks.index",
+    "load_model": "featkit.runs.models",
+    "match": "featkit.tasks.matching",
+    "merge_features": "featkit.features.merging",
     "register_encoder": "featkit.encoders",
     "register_loss": "featkit.losses",
-    "search": "featkit.retrieval",
-    "train": "featkit.training",
-    "write_shards": "featkit.shards",
+    "search": "featkit.tasks.search",
+    "train": "featkit.training.loop",
+    "write_shards": "featkit.data.shard_writer",
 }
 
 if TYPE_CHECKING:
-    from featkit.checkpoint import load_model
-    from featkit.clustering import cluster
+    from featkit.data.shard_writer import write_shards
+    from featkit.data.shards import expand_shards, iter_shard_images
     from featkit.encoders import create_encoder, list_encoders, register_encoder
     from featkit.errors import FeatkitError
-    from featkit.evaluate import evaluate_retrieval
-    from featkit.extraction import extract, load_features, merge_features
+    from featkit.features.extraction import extract
+    from featkit.features.files import load_features
+    from featkit.features.merging import merge_features
     from featkit.losses import create_loss, list_losses, register_loss
-    from featkit.matching import match
-    from featkit.retrieval import build_index, load_index, search
-    from featkit.shards import expand_shards, iter_shard_images, write_shards
-    from featkit.training import TrainConfig, train
+    from featkit.runs.models import load_model
+    from featkit.tasks.clustering import cluster
+    from featkit.tasks.evaluation import evaluate_retrieval
+    from featkit.tasks.index import build_index, load_index
+    from featkit.tasks.matching import match
+    from featkit.tasks.search import search
+    from featkit.training.config import TrainConfig
+    from featkit.training.loop import train
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'featkit' has no attribute '{name}'")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
-
+_moved.install()
 
 __all__ = ["__version__", *_EXPORTS]

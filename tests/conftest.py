@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from featkit.data import find_images, load_images, sample_images
+from featkit.data.images import find_images, load_images
+from featkit.data.samples import sample_images
 
 
 @pytest.fixture(autouse=True)

@@ -51,7 +51,7 @@ class AutoEncoder(nn.Module):
     #: Pooling grid per side that :func:`featkit.extract` uses when its caller gives none
     #: (1: global pooling, the right thing for learned features).
     default_grid: int = 1
-    #: Cells per side stacked into each local descriptor (:func:`featkit.descriptors.describe`)
+    #: Cells per side stacked into each local descriptor (:func:`featkit.features.descriptors.describe`)
     #: when the caller gives no window: 1 for cells that already see a wide support.
     default_window: int = 1
     #: Whether local descriptors L2-normalise each cell; ``False`` keeps raw values (a

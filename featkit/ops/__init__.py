@@ -4,6 +4,7 @@ from featkit.ops.checks import check_image_batch, check_same_shape
 from featkit.ops.filters import (
     PADDING_MODES,
     DoGFilterBank,
+    LoGFilterBank,
     dog_filter_bank,
     dog_scales,
     dog_transfer,
@@ -18,7 +19,6 @@ from featkit.ops.filters import (
     log_kernel2d,
     log_transfer,
     min_grid,
-    LoGFilterBank,
 )
 
 __all__ = [

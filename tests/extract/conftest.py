@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from featkit.checkpoint import save_model
-from featkit.descriptors import WHITENING_FILE, fit_whitening
+from featkit.runs.models import save_model
+from featkit.runs.whitening import WHITENING_FILE, fit_whitening
 from featkit.encoders import create_encoder
-from featkit.extraction import extract
+from featkit.features.extraction import extract
 from featkit.io import write_json
 
 #: name -> (pattern, RGB tint)

@@ -6,7 +6,8 @@ import numpy as np
 from PIL import Image
 
 from featkit.cli import main
-from featkit.extraction import extract, load_features
+from featkit.features.extraction import extract
+from featkit.features.files import load_features
 
 
 def test_pooled_pixels_are_an_8x8_thumbnail(tmp_path):

@@ -1,4 +1,4 @@
-"""featkit.clustering and featkit.evaluate: scores that can fail, and one-line errors."""
+"""featkit.tasks.clustering and featkit.tasks.evaluation: scores that can fail, and one-line errors."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from featkit.clustering import cluster, clusters_path
+from featkit.tasks.clustering import cluster, clusters_path
 from featkit.errors import FeatkitError, OutputExistsError, ShapeError
-from featkit.evaluate import evaluate_retrieval, retrieval_scores
-from featkit.extraction import class_labels, load_features
+from featkit.tasks.evaluation import evaluate_retrieval, retrieval_scores
+from featkit.features.files import class_labels, load_features
 
 
 def test_labels_come_from_class_subfolders(pixel_feats):

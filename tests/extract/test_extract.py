@@ -1,4 +1,4 @@
-"""featkit.extraction: manifest, pooling, skipped files, shards, resume, atomicity, bounded memory."""
+"""featkit.features.extraction: manifest, pooling, skipped files, shards, resume, atomicity, bounded memory."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from featkit.data import find_images, load_image
+from featkit.data.images import find_images, load_image
 from featkit.errors import FeatkitError, OutputExistsError
-from featkit.extraction import extract, load_features, manifest_path, merge_features, parse_shard, pool_maps
-from featkit.checkpoint import load_model
-from featkit.descriptors import describe
+from featkit.features.extraction import extract, parse_shard
+from featkit.features.files import load_features, manifest_path
+from featkit.features.merging import merge_features
+from featkit.features.pooling import pool_maps
+from featkit.runs.models import load_model
+from featkit.features.descriptors import describe
 from tests.rounding import assert_rows_close
 
 #: Float32 sums along a paper-cae descriptor (tests/rounding.py): conv1 (3 x 3 x 3 terms), conv2
@@ -165,7 +168,7 @@ _RSS_SCRIPT = textwrap.dedent(
     import numpy as np
     from PIL import Image
     from pathlib import Path
-    from featkit.extraction import extract
+    from featkit.features.extraction import extract
     root = Path(sys.argv[1])
     rng = np.random.default_rng(0)
     for n in (16, 128):  # the peak after the small run, then after the large one

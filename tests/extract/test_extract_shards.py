@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from featkit.cli import main
-from featkit.extraction import extract, merge_features
-from featkit.shards import write_shards
+from featkit.features.extraction import extract
+from featkit.features.merging import merge_features
+from featkit.data.shard_writer import write_shards
 from tests.rounding import assert_rows_close
 
 #: Float32 sums along a pooled paper-cae descriptor (tests/rounding.py): conv1 (27 terms), conv2

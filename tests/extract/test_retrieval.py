@@ -1,4 +1,4 @@
-"""featkit.retrieval: index choice, exactness, tuned recall, queries and their errors."""
+"""featkit.tasks.index: index choice, exactness, tuned recall, queries and their errors."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from featkit.errors import FeatkitError, OutputExistsError, ShapeError
-from featkit.extraction import extract
-from featkit.retrieval import build_index, choose_kind, exact_knn, index_manifest_path, load_index, search
+from featkit.features.extraction import extract
+from featkit.tasks.index import build_index, choose_kind, exact_knn, index_manifest_path, load_index
+from featkit.tasks.search import search
 
 
 def blobs(n: int, dim: int = 16, centres: int = 20, seed: int = 0) -> np.ndarray:
@@ -96,7 +97,8 @@ def test_errors_hold_under_python_O(tmp_path):
     np.save(tmp_path / "x.npy", blobs(30))
     np.save(tmp_path / "q.npy", np.zeros((2, 5), np.float32))
     code = (
-        "from featkit.retrieval import build_index, search\n"
+        "from featkit.tasks.index import build_index\n"
+        "from featkit.tasks.search import search\n"
         f"build_index(r'{tmp_path / 'x.npy'}', r'{tmp_path / 'x.faiss'}')\n"
         "try:\n"
         f"    search(r'{tmp_path / 'x.faiss'}', [r'{tmp_path / 'q.npy'}'])\n"

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from featkit.data import load_image
-from featkit.matching import random_homography, warp_image
+from featkit.data.images import load_image
+from featkit.tasks.homography import random_homography, warp_image
 
 
 def save_tensor_image(image: torch.Tensor, path) -> None:

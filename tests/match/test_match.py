@@ -1,4 +1,4 @@
-"""featkit.matching: descriptors, mutual matching, RANSAC, coordinates and evaluation."""
+"""featkit.tasks.matching: descriptors, mutual matching, RANSAC, coordinates and evaluation."""
 
 from __future__ import annotations
 
@@ -13,15 +13,8 @@ import torch
 
 from featkit.encoders import create_encoder
 from featkit.errors import MatchError
-from featkit.matching import (
-    MATCH_DTYPE,
-    dense_descriptors,
-    evaluate_homography,
-    load_homography,
-    match,
-    mutual_matches,
-    verify,
-)
+from featkit.tasks.matching import MATCH_DTYPE, dense_descriptors, match, mutual_matches, verify
+from featkit.tasks.homography import evaluate_homography, load_homography
 
 
 @pytest.mark.parametrize(
@@ -72,7 +65,7 @@ def test_flat_cells_are_skipped():
 
 def test_coordinates_undo_stride_and_max_side(tmp_path, sample_dir, save_png):
     """B is A cropped by (dx, dy) = (40, 24) original pixels; both are downscaled differently."""
-    from featkit.data import load_image
+    from featkit.data.images import load_image
 
     full = load_image(sample_dir / "astronaut.png")  # 512 x 512
     save_png(full, tmp_path / "a.png")
@@ -272,7 +265,7 @@ def test_dense_search_memory_stays_linear():
         import numpy as np
         from PIL import Image
         from featkit.data import sample_images
-        from featkit.matching import match, mutual_matches
+        from featkit.tasks.matching import match, mutual_matches
         tmp = pathlib.Path(tempfile.mkdtemp())
         img = Image.open(sample_images() / "astronaut.png").convert("RGB").resize((2000, 2000))
         img.save(tmp / "a.png", compress_level=1); img.rotate(4).save(tmp / "b.png", compress_level=1)

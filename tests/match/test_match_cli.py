@@ -162,7 +162,7 @@ def test_unknown_layer_lists_the_layers(tmp_path, pair_files, capsys):
 
 
 def test_run_directory_model(tmp_path, pair_files, capsys):
-    from featkit.checkpoint import save_model
+    from featkit.runs.models import save_model
     from featkit.encoders import create_encoder
     from featkit.io import write_json
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from featkit.data import find_images, sample_images
+from featkit.data.images import find_images
+from featkit.data.samples import sample_images
 
 #: Files that must be skipped, with a word their reason must contain.
 BAD = {

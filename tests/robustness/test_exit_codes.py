@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-import featkit.extraction
+import featkit.features.extraction
 from featkit.cli import main
 from featkit.cli.app import app
 
@@ -72,7 +72,7 @@ def test_interrupt_exits_130(tmp_path, monkeypatch, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(featkit.extraction, "extract", interrupted)
+    monkeypatch.setattr(featkit.features.extraction, "extract", interrupted)
     code = main(["extract", str(tmp_path), "-m", "pixels", "-o", str(tmp_path / "f.npy"), "--quiet"])
     assert code == 130
     assert "Traceback" not in capsys.readouterr().err

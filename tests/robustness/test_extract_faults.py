@@ -14,9 +14,10 @@ import shutil as real_shutil
 
 import pytest
 
-import featkit.extraction as extraction
+import featkit.features.partial as partial_run
 from featkit.cli import main
-from featkit.extraction import extract, load_features
+from featkit.features.extraction import extract
+from featkit.features.files import load_features
 from tests.robustness.faults import good_crops
 from tests.rounding import assert_rows_close
 
@@ -48,7 +49,7 @@ def _final_names(folder):
 
 def test_disk_full_while_appending_rows(tmp_path, photos, earlier_output, monkeypatch, capsys):
     out = tmp_path / "feats.npy"
-    original_add = extraction._PartialRun.add
+    original_add = partial_run.PartialRun.add
     calls = {"n": 0}
 
     def add_until_full(self, record, rows):
@@ -57,7 +58,7 @@ def test_disk_full_while_appending_rows(tmp_path, photos, earlier_output, monkey
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.dir))
         return original_add(self, record, rows)
 
-    monkeypatch.setattr(extraction._PartialRun, "add", add_until_full)
+    monkeypatch.setattr(partial_run.PartialRun, "add", add_until_full)
     code = main(["extract", str(photos), "-m", "pixels", "-o", str(out), "--workers", "0", "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
@@ -66,7 +67,7 @@ def test_disk_full_while_appending_rows(tmp_path, photos, earlier_output, monkey
     assert _final_names(tmp_path) == ["earlier.json", "earlier.npy"]
     assert _unchanged(earlier_output)
 
-    monkeypatch.setattr(extraction._PartialRun, "add", original_add)
+    monkeypatch.setattr(partial_run.PartialRun, "add", original_add)
     manifest = extract(photos, "pixels", out, workers=0, resume=True)
     fresh = tmp_path / "fresh.npy"
     extract(photos, "pixels", fresh, workers=0)
@@ -85,14 +86,14 @@ def test_disk_full_while_writing_the_final_file(tmp_path, photos, earlier_output
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     fake = types.SimpleNamespace(copyfileobj=copy_until_full, rmtree=real_shutil.rmtree)
-    monkeypatch.setattr(extraction, "shutil", fake)
+    monkeypatch.setattr(partial_run, "shutil", fake)
     with pytest.raises(OSError) as info:
         extract(photos, "pixels", out, workers=0)
     assert info.value.errno == errno.ENOSPC
     assert not out.exists(), "a partial file appeared under the final name"
     assert _unchanged(earlier_output)
 
-    monkeypatch.setattr(extraction, "shutil", real_shutil)
+    monkeypatch.setattr(partial_run, "shutil", real_shutil)
     manifest = extract(photos, "pixels", out, workers=0, resume=True)
     assert manifest["rows"] == 60 and load_features(out)[0].shape[0] == 60
 
@@ -106,8 +107,8 @@ def test_kill_9_mid_extraction_then_resume(tmp_path, photos, earlier_output):
             "-o", str(out), "--workers", "0", "--batch-size", "1", "--quiet", "--device", "cpu"]  # fmt: skip
     # Checkpoint after every image and slow each batch down, so the kill lands mid-run.
     slowed = (
-        "import sys, time, featkit.extraction as e\n"
-        "e.CHECKPOINT_EVERY_S = 0.0\n"
+        "import sys, time, featkit.features.extraction as e, featkit.features.partial as p\n"
+        "p.CHECKPOINT_EVERY_S = 0.0\n"
         "encode = e.encode_images\n"
         "def slow(*a, **k):\n"
         "    time.sleep(0.1)\n"

@@ -8,7 +8,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from featkit.data import find_images, load_image, load_images
+from featkit.data.images import find_images, load_image, load_images
 from featkit.errors import ImageError
 from tests.robustness.faults import BAD, make_fault_folder
 

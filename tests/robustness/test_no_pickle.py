@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import featkit
-from featkit.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_model
+from featkit.runs.models import CONFIG_FILE, WEIGHTS_FILE, load_model
 from featkit.errors import CheckpointError
 from featkit.io import write_json
 

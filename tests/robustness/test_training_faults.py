@@ -17,10 +17,13 @@ import pytest
 import torch
 from PIL import Image
 
-from featkit.checkpoint import CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, WEIGHTS_FILE, load_checkpoint, load_model, load_tensors
+from featkit.runs.checkpoint import CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, load_checkpoint
+from featkit.runs.models import WEIGHTS_FILE, load_model
+from featkit.runs.tensors import load_tensors
 from featkit.cli import main
 from featkit.errors import CheckpointError, FeatkitWarning
-from featkit.training import TrainConfig, train
+from featkit.training.config import TrainConfig
+from featkit.training.loop import train
 from tests.robustness.faults import good_crops, make_fault_folder
 
 
@@ -107,7 +110,7 @@ def test_bit_flipped_model_weights_are_refused_naming_the_file(photos, tmp_path,
 
 
 _SLOW_SAVES = (
-    "import sys, time, featkit.checkpoint as c\n"
+    "import sys, time, featkit.runs.tensors as c\n"
     "save = c.save_file\n"
     "def slow(tensors, path, metadata=None):\n"
     "    save(tensors, path, metadata=metadata)\n"

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from featkit.data import find_images, sample_images
-from featkit.training import TrainConfig
+from featkit.data.images import find_images
+from featkit.data.samples import sample_images
+from featkit.training.config import TrainConfig
 
 #: Sizes (W, H) of the tiny photos: different shapes, odd sides included.
 SIZES = [(40, 30), (33, 41), (40, 30), (27, 27)]

@@ -10,7 +10,8 @@ import sys
 import pytest
 import torch
 
-from featkit.checkpoint import CHECKPOINT_FILE, load_tensors
+from featkit.runs.checkpoint import CHECKPOINT_FILE
+from featkit.runs.tensors import load_tensors
 from featkit.cli import main
 from tests.rounding import assert_weights_close
 
@@ -61,9 +62,9 @@ def test_contrast_flag_sets_the_term_and_a_negative_weight_is_refused(capsys, ti
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(capsys, monkeypatch, tiny_folder, tmp_path):
-    from featkit.training import _Trainer
+    from featkit.training.trainer import Trainer
 
-    real_step = _Trainer.finish_step
+    real_step = Trainer.finish_step
     calls = []
 
     def step_then_interrupt(self, sums, planned, lr):
@@ -72,12 +73,12 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(capsys, monkeypatch, tiny_folde
             raise KeyboardInterrupt
         return real_step(self, sums, planned, lr)
 
-    monkeypatch.setattr(_Trainer, "finish_step", step_then_interrupt)
+    monkeypatch.setattr(Trainer, "finish_step", step_then_interrupt)
     run_dir = tmp_path / "run"
     assert main(["train", str(tiny_folder), "--out", str(run_dir), "--quiet", *SMALL]) == 130
     assert "--resume" in capsys.readouterr().err
     assert (run_dir / CHECKPOINT_FILE).is_file()
-    monkeypatch.setattr(_Trainer, "finish_step", real_step)
+    monkeypatch.setattr(Trainer, "finish_step", real_step)
     assert main(["train", "--resume", str(run_dir), "--quiet"]) == 0
     assert (run_dir / "report.html").is_file()
 
@@ -91,7 +92,7 @@ def test_torchrun_two_processes_match_one(tiny_folder, tmp_path, source):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
     images = str(tiny_folder)
     if source == "shards":
-        from featkit.shards import write_shards
+        from featkit.data.shard_writer import write_shards
 
         images = write_shards(tiny_folder, tmp_path / "shards", max_count=2)["pattern"]
     # 12 windows: 3 steps of 4. The contrast term draws its warps per process and batch, so

@@ -37,8 +37,8 @@ def test_reproduce_example_prints_the_table(tiny_folder, tmp_path, capsys):
 def test_reproduce_resume_reuses_finished_runs_and_extends_the_rest(fast_config, tmp_path):
     from featkit.errors import CheckpointError
     from featkit.io import read_json
-    from featkit.reproduce import reproduce
-    from featkit.training import train
+    from featkit.training.reproduce import reproduce
+    from featkit.training.loop import train
 
     out = tmp_path / "repro"
     config = fast_config(epochs=2, out=None)

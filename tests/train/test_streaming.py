@@ -13,10 +13,12 @@ import pytest
 import torch
 from PIL import Image
 
-import featkit.pipeline
-from featkit.checkpoint import load_tensors
-from featkit.data import find_images, sample_images
-from featkit.training import TrainConfig, train
+import featkit.data.windows
+from featkit.runs.tensors import load_tensors
+from featkit.data.images import find_images
+from featkit.data.samples import sample_images
+from featkit.training.config import TrainConfig
+from featkit.training.loop import train
 from tests.rounding import assert_weights_close
 
 
@@ -27,7 +29,7 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
 def test_a_full_batch_cut_into_small_loads_gives_one_big_step(tiny_folder, tmp_path, monkeypatch):
     config = TrainConfig(data=str(tiny_folder), preset="paper", epochs=3, lr=0.5, recon_epochs=[], device="cpu")
     whole = train(TrainConfig(**{**config.__dict__, "out": str(tmp_path / "whole")}))
-    monkeypatch.setattr(featkit.pipeline, "LOAD_PIXELS", 1000)  # every tiny photo (>= 729 px) is a load of its own
+    monkeypatch.setattr(featkit.data.windows, "LOAD_PIXELS", 1000)  # every tiny photo (>= 729 px) is a load of its own
     pieces = train(TrainConfig(**{**config.__dict__, "out": str(tmp_path / "pieces")}))
     a, b = _weights(whole), _weights(pieces)
     # The loads' gradients are summed in another order than one load's (tests/rounding.py): the
@@ -39,7 +41,7 @@ def test_a_full_batch_cut_into_small_loads_gives_one_big_step(tiny_folder, tmp_p
 
 
 def test_folder_list_file_and_tar_shards_train_the_same_model(tiny_folder, tmp_path):
-    from featkit.shards import write_shards
+    from featkit.data.shard_writer import write_shards
 
     listing = tmp_path / "images.txt"
     listing.write_text("".join(f"{p}\n" for p in find_images(tiny_folder)))

@@ -10,10 +10,15 @@ import pytest
 import torch
 from torch import nn
 
-from featkit.checkpoint import CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, load_checkpoint, load_model, load_tensors
+from featkit.runs.checkpoint import CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, load_checkpoint
+from featkit.runs.models import load_model
+from featkit.runs.tensors import load_tensors
 from featkit.errors import ImageError, NonFiniteLossError, OutputExistsError
 from featkit.losses import LOSSES, register_loss
-from featkit.training import PRESETS, PROBE_COMPONENTS, TrainConfig, TrainConfigError, train
+from featkit.choices import PRESETS
+from featkit.training.probe import PROBE_COMPONENTS
+from featkit.training.config import TrainConfig, TrainConfigError
+from featkit.training.loop import train
 
 
 def _metrics(run_dir):
@@ -158,7 +163,7 @@ def test_nan_stops_the_run_and_keeps_the_good_checkpoint(fast_config):
 
 
 def test_checkpoint_refuses_non_finite_weights(fast_config):
-    from featkit.checkpoint import save_tensors
+    from featkit.runs.tensors import save_tensors
     from featkit.errors import CheckpointError
 
     with pytest.raises(CheckpointError, match="NaN"):

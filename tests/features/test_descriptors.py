@@ -1,0 +1,108 @@
+"""featkit.features.descriptors and featkit.training.contrast: local descriptors, whitening, the warp-contrastive term."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from featkit.runs.models import load_model, save_model
+from featkit.training.contrast import WarpContrast, random_similarity, relight
+from featkit.runs.whitening import WHITENING_FILE, Whitening, fit_whitening
+from featkit.features.descriptors import describe, descriptor_dim, stack_cells
+from featkit.encoders import create_encoder
+from featkit.errors import CheckpointError, FeatkitError
+from featkit.io import write_json
+
+
+def test_stack_cells_normalises_each_cell_then_the_window():
+    maps = torch.zeros(1, 2, 3, 3)
+    maps[0, :, 1, 1] = torch.tensor([30.0, 40.0])  # a strong centre cell
+    maps[0, :, 0, 0] = torch.tensor([0.001, 0.0])  # a faint corner cell
+    units = stack_cells(maps, 3)
+    assert units.shape == (1, 18, 3, 3)
+    centre = units[0, :, 1, 1].view(2, 9).T  # channel-major (as F.unfold): the window's 9 cells, 2 channels each
+    # after per-cell L2 the faint corner weighs as much as the strong centre
+    torch.testing.assert_close(centre[4], torch.tensor([0.6, 0.8]) / 2**0.5)
+    torch.testing.assert_close(centre[0], torch.tensor([1.0, 0.0]) / 2**0.5)
+    torch.testing.assert_close(units.norm(dim=1)[0], torch.ones(3, 3))
+    assert stack_cells(maps, 1).shape == (1, 2, 3, 3)
+    raw = stack_cells(maps, 3, normalise=False)
+    torch.testing.assert_close(raw[0, [4, 13], 1, 1], torch.tensor([30.0, 40.0]))
+    with pytest.raises(FeatkitError, match="odd"):
+        stack_cells(maps, 2)
+
+
+def test_whitening_decorrelates_and_keeps_empty_cells_empty():
+    rng = np.random.default_rng(0)
+    mixing = rng.standard_normal((6, 6)) * np.array([5.0, 3.0, 1.0, 0.5, 0.2, 0.1])
+    rows = rng.standard_normal((5000, 6)) @ mixing.T + 2.0
+    whitening = fit_whitening(rows, layer="conv2", window=1, dim=4, shrinkage=0.0)
+    assert whitening.dim == 4 and whitening.projection.shape == (6, 4)
+    projected = (torch.from_numpy(rows).float() - whitening.mean) @ whitening.projection
+    cov = np.cov(projected.numpy().T)
+    np.testing.assert_allclose(cov, np.eye(4), atol=0.05)  # unit variance along each kept axis
+    maps = torch.from_numpy(rows[:4].T.copy()).float().view(1, 6, 2, 2)
+    maps[0, :, 1, 1] = 0.0
+    out = whitening.apply(maps)
+    assert out.shape == (1, 4, 2, 2)
+    torch.testing.assert_close(out[0, :, 1, 1], torch.zeros(4))
+    torch.testing.assert_close(out.norm(dim=1)[0].flatten()[:3], torch.ones(3))
+
+
+def test_a_run_directory_carries_its_whitening(tmp_path):
+    torch.manual_seed(0)
+    model = create_encoder("paper-cae")
+    save_model(tmp_path, model)
+    write_json(tmp_path / "config.json", {"encoder": model.config})
+    image = torch.rand(1, 3, 24, 20) * 2 - 1
+    loaded, _ = load_model(tmp_path)
+    assert getattr(loaded, "whitening", None) is None and descriptor_dim(loaded) == 16 * 9
+    rows = stack_cells(loaded.features(image), 3)[0].flatten(1).T.detach().numpy()
+    fit_whitening(rows, layer="conv2", window=3, dim=8).save(tmp_path / WHITENING_FILE)
+    loaded, _ = load_model(tmp_path)
+    assert loaded.whitening.dim == 8 and descriptor_dim(loaded) == 8
+    with torch.no_grad():
+        assert describe(loaded, image).shape == (1, 8, 12, 10)
+        assert describe(loaded, image, whiten=False).shape == (1, 144, 12, 10)
+        assert describe(loaded, image, window=1).shape == (1, 16, 12, 10)  # fitted for window 3 only
+    Whitening("conv1", 1, torch.zeros(5), torch.zeros(5, 2)).save(tmp_path / WHITENING_FILE)
+    with pytest.raises(CheckpointError, match="another model"):
+        load_model(tmp_path)
+
+
+def test_random_similarity_and_relight_are_seeded_and_bounded():
+    a = random_similarity(5, torch.Generator().manual_seed(1), max_rotation=25, scale_range=(0.8, 1.25), max_shift=0.1)
+    b = random_similarity(5, torch.Generator().manual_seed(1), max_rotation=25, scale_range=(0.8, 1.25), max_shift=0.1)
+    torch.testing.assert_close(a, b)
+    scale = torch.linalg.det(a[:, :, :2]).sqrt()
+    assert bool(((scale > 0.8 - 1e-6) & (scale < 1.25 + 1e-6)).all()) and bool((a[:, :, 2].abs() <= 0.1).all())
+    images = torch.rand(3, 3, 8, 8) * 2 - 1
+    lit = relight(images, torch.Generator().manual_seed(0), strength=0.3, noise=0.03)
+    assert lit.shape == images.shape and lit.min() >= -1 and lit.max() <= 1 and not torch.equal(lit, images)
+
+
+def test_the_contrast_term_rewards_descriptors_that_follow_the_warp():
+    """InfoNCE is low for an encoder whose descriptors are the (position-coding) pixels
+    themselves and near log(cells) for one whose descriptors ignore the image."""
+    torch.manual_seed(0)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    coded = torch.stack([torch.sin(6 * xx), torch.cos(5 * yy), torch.sin(4 * (xx + yy))])[None].expand(2, -1, -1, -1)
+    term = WarpContrast(lighting=0.0, noise=0.0, cells=32)
+    pixels = create_encoder("pixels", stride=2)
+    informative = term(pixels, coded.contiguous(), torch.Generator().manual_seed(0))
+    flat = term(pixels, torch.zeros(2, 3, 64, 64), torch.Generator().manual_seed(0))
+    assert float(informative) < 0.5 * float(flat) and abs(float(flat) - np.log(32)) < 0.3
+
+
+def test_the_contrast_term_trains_the_encoder_and_handles_tiny_windows():
+    torch.manual_seed(0)
+    model = create_encoder("paper-cae")
+    images = F.interpolate(torch.rand(2, 3, 12, 12) * 2 - 1, size=(96, 96), mode="bilinear")
+    value = WarpContrast()(model, images, torch.Generator().manual_seed(0))
+    value.backward()
+    assert value.requires_grad and float(value.detach()) > 0
+    assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.encoder.parameters())
+    tiny = WarpContrast()(model, torch.zeros(2, 3, 3, 3), torch.Generator().manual_seed(0))
+    assert float(tiny) == 0.0  # too few cells to contrast: no term rather than a failure
