@@ -66,6 +66,23 @@ class Whitening:
         rows = torch.einsum("ndhw,dk->nkhw", units - mean[None, :, None, None], projection)
         return F.normalize(rows, dim=1, eps=EMPTY_NORM).masked_fill(empty, 0.0)
 
+    def as_convolution(self, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The projection as a convolution over per-cell unit maps.
+
+        A window of cells stacked by :func:`~torch.nn.functional.unfold` (channel-major, then
+        row-major offsets) and multiplied by the projection is a ``window x window`` convolution
+        with the projection's columns as filters, and centring is a bias: ``(v - m) P = v P - m P``.
+
+        Args:
+            channels: C, the layer's channels (``D = C * window**2``).
+
+        Returns:
+            ``(weight, bias)``: :math:`(K, C, w, w)` filters and :math:`(K,)` bias ``-mean @ P``.
+        """
+        w = self.window
+        weight = self.projection.T.reshape(self.dim, channels, w, w)
+        return weight.contiguous(), -(self.mean @ self.projection)
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write it as a safetensors file (atomically)."""
         save_tensors(path, {"mean": self.mean.contiguous(), "projection": self.projection.contiguous()},

@@ -7,13 +7,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from featkit.runs.models import load_model, save_model
-from featkit.training.contrast import WarpContrast, random_similarity, relight
-from featkit.runs.whitening import WHITENING_FILE, Whitening, fit_whitening
-from featkit.features.descriptors import describe, descriptor_dim, stack_cells
 from featkit.encoders import create_encoder
 from featkit.errors import CheckpointError, FeatkitError
+from featkit.features.descriptors import describe, descriptor_dim, stack_cells, whitened_cells
 from featkit.io import write_json
+from featkit.runs.models import load_model, save_model
+from featkit.runs.whitening import WHITENING_FILE, Whitening, fit_whitening
+from featkit.training.contrast import WarpContrast, random_similarity, relight
+from tests.rounding import gamma
 
 
 def test_stack_cells_normalises_each_cell_then_the_window():
@@ -49,6 +50,37 @@ def test_whitening_decorrelates_and_keeps_empty_cells_empty():
     assert out.shape == (1, 4, 2, 2)
     torch.testing.assert_close(out[0, :, 1, 1], torch.zeros(4))
     torch.testing.assert_close(out.norm(dim=1)[0].flatten()[:3], torch.ones(3))
+
+
+@pytest.mark.parametrize("window", [1, 3])
+def test_the_whitened_readout_as_one_convolution_equals_stack_then_project(window):
+    torch.manual_seed(0)
+    model = create_encoder("paper-cae").eval()
+    images = torch.rand(2, 3, 96, 80) * 2 - 1
+    images[0, :, :40, :40] = 0.0  # a flat region: empty windows must stay zero
+    with torch.no_grad():
+        maps = model.features(images, "conv2").float()
+        maps[0, :, :6, :6] = 0.0
+        stacks = stack_cells(maps, window)
+        whitening = fit_whitening(stacks.flatten(2).transpose(1, 2).reshape(-1, stacks.shape[1]).numpy()[::3],
+                                  layer="conv2", window=window)  # fmt: skip
+        before = whitening.apply(stacks)
+        after = whitened_cells(maps, whitening)
+    assert after.shape == before.shape
+    empty = before.norm(dim=1) == 0
+    assert empty.any() and torch.equal(after.norm(dim=1) == 0, empty)
+    # Both sum the same D = C w^2 products per number in other orders (the stack's norm too), so
+    # each projected number differs by at most 2 gamma_(D+C+w^2) of the sum of the magnitudes it
+    # adds, |P|^T (|v| + |m|); after the final L2 step that error is relative to |(v - m) P|, which
+    # centring can make small beside the terms (the bound's condition number).
+    d = stacks.shape[1]
+    magnitudes = torch.einsum("ndhw,dk->nkhw", stacks.abs() + whitening.mean.abs()[None, :, None, None],
+                              whitening.projection.abs())  # fmt: skip
+    centred = torch.einsum("ndhw,dk->nkhw", stacks - whitening.mean[None, :, None, None], whitening.projection)
+    condition = magnitudes.norm(dim=1) / centred.norm(dim=1).clamp(min=1e-30)
+    bound = 4 * gamma(d + maps.shape[1] + window**2) * condition
+    error = (after - before).norm(dim=1)
+    assert bool((error[~empty] <= bound[~empty]).all()), float((error / bound)[~empty].max())
 
 
 def test_a_run_directory_carries_its_whitening(tmp_path):
