@@ -68,11 +68,11 @@ class Collection:
         return Collection(self.source, self.kind, self.root, [self.refs[i] for i in keep], self.shards)
 
 
-def is_shard_spec(text: str) -> bool:
+def _is_shard_spec(text: str) -> bool:
     return not Path(text).is_dir() and (text.endswith(".tar") or ("{" in text and ".tar" in text))
 
 
-def tar_members(shard: str, index: int, suffixes: set[str]) -> list[ImageRef]:
+def _tar_members(shard: str, index: int, suffixes: set[str]) -> list[ImageRef]:
     try:
         with tarfile.open(shard, "r:") as tar:  # uncompressed, seekable: headers only
             return [
@@ -104,10 +104,10 @@ def open_collection(images: str | os.PathLike | Sequence[str | os.PathLike] | No
         root = Path(os.path.commonpath([str(Path(p).parent) for p in paths]))
         return Collection("<list>", "list", root, [ImageRef(p, p) for p in paths])
     text = os.fspath(images)
-    if is_shard_spec(text):
+    if _is_shard_spec(text):
         shards = expand_shards(text)
         suffixes = image_suffixes()
-        refs = [ref for i, shard in enumerate(shards) for ref in tar_members(shard, i, suffixes)]
+        refs = [ref for i, shard in enumerate(shards) for ref in _tar_members(shard, i, suffixes)]
         collection = Collection(text, "shards", Path(shards[0]).parent.resolve(), refs, shards)
     else:
         path = Path(text)

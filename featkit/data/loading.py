@@ -25,7 +25,7 @@ def default_workers() -> int:
     return 0 if cores <= 2 else min(8, cores // 2)
 
 
-def unbatched(item):
+def _unbatched(item):
     return item
 
 
@@ -34,7 +34,7 @@ def loader(dataset: Dataset, workers: int) -> DataLoader:
     ``workers`` processes (0: in this process)."""
     if workers < 0:
         raise FeatkitError(f"workers must be >= 0, got {workers}")
-    return DataLoader(dataset, batch_size=None, num_workers=workers, collate_fn=unbatched)
+    return DataLoader(dataset, batch_size=None, num_workers=workers, collate_fn=_unbatched)
 
 
 @dataclass(frozen=True)

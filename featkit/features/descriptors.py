@@ -99,7 +99,7 @@ def whitened_cells(maps: torch.Tensor, whitening: Whitening) -> torch.Tensor:
     The stack of a window is the per-cell units divided by the window's norm, which is the
     square root of the window sum of the cells' squared norms; so the projected stack is the
     projection's convolution of the units (:meth:`Whitening.as_convolution`) divided by that
-    norm, plus the centring bias. The cost per cell is one :math:`K \times C w^2` product, as
+    norm, plus the centring bias. The cost per cell is one :math:`K \\times C w^2` product, as
     before, but as one convolution instead of an unfolded copy, two normalisations and an
     ``einsum`` over a strided view.
 

@@ -30,7 +30,7 @@ def npy_header(rows: int, dim: int) -> bytes:
     return buffer.getvalue()
 
 
-def npy_layout(path: Path) -> tuple[int, tuple[int, ...], np.dtype]:
+def _npy_layout(path: Path) -> tuple[int, tuple[int, ...], np.dtype]:
     """(data offset, shape, dtype) of a .npy file, read from its header."""
     try:
         with open(path, "rb") as fh:
@@ -84,7 +84,7 @@ def iter_feature_chunks(path: str | os.PathLike, chunk_rows: int = 65536) -> Ite
     """Read a 2-D float32 ``.npy`` in row blocks with plain file reads (no memory map), so
     memory stays at one block however large the file."""
     path = Path(path)
-    offset, shape, dtype = npy_layout(path)
+    offset, shape, dtype = _npy_layout(path)
     if len(shape) != 2 or dtype != np.float32:
         raise ShapeError(f"{path}: expected a 2-D float32 array, got shape {shape} of {dtype}")
     rows, dim = shape

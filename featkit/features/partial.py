@@ -22,7 +22,7 @@ __all__ = ["CHECKPOINT_EVERY_S"]
 
 #: Seconds between checkpoints of a running extraction (what ``resume`` can fall back to).
 CHECKPOINT_EVERY_S = 2.0
-PARTIAL_ROWS, PARTIAL_LOG, PARTIAL_CONFIG = "rows.f32", "done.jsonl", "config.json"
+_PARTIAL_ROWS, _PARTIAL_LOG, _PARTIAL_CONFIG = "rows.f32", "done.jsonl", "config.json"
 
 
 class PartialRun:
@@ -43,20 +43,20 @@ class PartialRun:
     def start(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir.mkdir(parents=True)
-        write_json(self.dir / PARTIAL_CONFIG, self.config)
-        (self.dir / PARTIAL_ROWS).touch()
-        (self.dir / PARTIAL_LOG).touch()
+        write_json(self.dir / _PARTIAL_CONFIG, self.config)
+        (self.dir / _PARTIAL_ROWS).touch()
+        (self.dir / _PARTIAL_LOG).touch()
 
     def reopen(self) -> None:
         """Load what an interrupted run finished and cut off anything written after it."""
-        saved = read_json(self.dir / PARTIAL_CONFIG)
+        saved = read_json(self.dir / _PARTIAL_CONFIG)
         changed = sorted(k for k in set(saved) | set(self.config) if saved.get(k) != self.config.get(k))
         if changed:
             raise FeatkitError(
                 f"cannot resume {self.dir}: it was started with different {', '.join(changed)}; "
                 "pass --overwrite to start again"
             )
-        for line in (self.dir / PARTIAL_LOG).read_text().splitlines():
+        for line in (self.dir / _PARTIAL_LOG).read_text().splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
@@ -65,14 +65,14 @@ class PartialRun:
                 break
             self.records.append(record)
         rows = sum(r.get("rows", 0) for r in self.records)
-        with open(self.dir / PARTIAL_ROWS, "r+b") as fh:
+        with open(self.dir / _PARTIAL_ROWS, "r+b") as fh:
             fh.truncate(rows * self.dim * 4)
-        with open(self.dir / PARTIAL_LOG, "w") as fh:
+        with open(self.dir / _PARTIAL_LOG, "w") as fh:
             fh.writelines(json.dumps(r) + "\n" for r in self.records)
 
     def open(self) -> None:
-        self._rows = open(self.dir / PARTIAL_ROWS, "ab")
-        self._log = open(self.dir / PARTIAL_LOG, "a")
+        self._rows = open(self.dir / _PARTIAL_ROWS, "ab")
+        self._log = open(self.dir / _PARTIAL_LOG, "a")
 
     def add(self, record: dict[str, Any], rows: np.ndarray | None) -> None:
         if rows is not None:
@@ -100,7 +100,7 @@ class PartialRun:
     def finish(self, out: Path, manifest: dict[str, Any]) -> None:
         """Write the final ``.npy`` (header + the appended rows) and the manifest, atomically."""
         with atomic_path(out) as tmp:
-            with open(tmp, "wb") as dst, open(self.dir / PARTIAL_ROWS, "rb") as src:
+            with open(tmp, "wb") as dst, open(self.dir / _PARTIAL_ROWS, "rb") as src:
                 dst.write(npy_header(manifest["rows"], self.dim))
                 shutil.copyfileobj(src, dst, length=1 << 22)
         write_json(manifest_path(out), manifest)

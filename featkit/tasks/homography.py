@@ -50,7 +50,7 @@ def load_homography(path: str | os.PathLike) -> np.ndarray:
     return h
 
 
-def apply_homography(h: np.ndarray, points: np.ndarray) -> np.ndarray:
+def _apply(h: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Map :math:`(K, 2)` points through a 3 x 3 homography."""
     homog = np.c_[points, np.ones(len(points))] @ h.T
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -82,7 +82,7 @@ def evaluate_homography(
     """
     pa = np.c_[matches["xa"], matches["ya"]]
     pb = np.c_[matches["xb"], matches["yb"]]
-    err = np.linalg.norm(apply_homography(true_h, pa) - pb, axis=1) if len(pa) else np.zeros(0)
+    err = np.linalg.norm(_apply(true_h, pa) - pb, axis=1) if len(pa) else np.zeros(0)
     err = np.nan_to_num(err, nan=np.inf)
     inl = matches["inlier"]
 
@@ -93,7 +93,7 @@ def evaluate_homography(
     if transform is not None:
         w, h = size_a
         corners = np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
-        gap = np.linalg.norm(apply_homography(transform, corners) - apply_homography(true_h, corners), axis=1)
+        gap = np.linalg.norm(_apply(transform, corners) - _apply(true_h, corners), axis=1)
         corner_error = float(np.mean(gap)) if np.all(np.isfinite(gap)) else float("inf")
     return {"mma": mma(err), "mma_inliers": mma(err[inl]), "corner_error": corner_error, "num_matches": len(pa)}
 

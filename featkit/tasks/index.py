@@ -347,9 +347,9 @@ def build_index(
 
 #: faiss starts every index file with a four-letter code beginning with "I" (IxF2 flat, IwFl IVF,
 #: IHNf HNSW, IxRF refined, IxPT transformed, IBxF binary, ...).
-FAISS_MAGIC = b"I"
-NPY_MAGIC = b"\x93NUMPY"
-BUILD_HINT = "build one with `featkit index FEATURES.npy -o INDEX.faiss`"
+_FAISS_MAGIC = b"I"
+_NPY_MAGIC = b"\x93NUMPY"
+_BUILD_HINT = "build one with `featkit index FEATURES.npy -o INDEX.faiss`"
 
 
 def _is_image(path: Path) -> bool:
@@ -369,7 +369,7 @@ def _is_image(path: Path) -> bool:
         return False
 
 
-def check_index_file(path: Path) -> None:
+def _check_index_file(path: Path) -> None:
     """Check that ``path`` can be a faiss index, from its first bytes only.
 
     Raises:
@@ -377,21 +377,21 @@ def check_index_file(path: Path) -> None:
             file, an image, something else) and how to get an index.
     """
     if path.is_dir():
-        raise FeatkitError(f"{path} is a folder, not an index; {BUILD_HINT}")
+        raise FeatkitError(f"{path} is a folder, not an index; {_BUILD_HINT}")
     if not path.is_file():
         raise FeatkitError(f"{path}: no such index file")
     with path.open("rb") as f:
-        head = f.read(len(NPY_MAGIC))
-    if head.startswith(FAISS_MAGIC):
+        head = f.read(len(_NPY_MAGIC))
+    if head.startswith(_FAISS_MAGIC):
         return
-    if head.startswith(NPY_MAGIC):
+    if head.startswith(_NPY_MAGIC):
         raise FeatkitError(
             f"{path} is a features file, not an index; build one with "
             f"`featkit index {path} -o {path.with_suffix('.faiss')}` and search that"
         )
     if _is_image(path):
         raise FeatkitError(f"{path} is an image, not an index: the index comes first (`featkit search INDEX.faiss QUERY...`)")
-    raise FeatkitError(f"{path} is not a faiss index; {BUILD_HINT}")
+    raise FeatkitError(f"{path} is not a faiss index; {_BUILD_HINT}")
 
 
 def load_index(path: str | os.PathLike) -> FeatureIndex:
@@ -405,7 +405,7 @@ def load_index(path: str | os.PathLike) -> FeatureIndex:
 
     path = Path(path)
     mpath = index_manifest_path(path)
-    check_index_file(path)
+    _check_index_file(path)
     if not mpath.is_file():
         raise FeatkitError(f"{path}: its manifest {mpath.name} is missing; rebuild it with `featkit index`")
     try:

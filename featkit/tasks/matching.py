@@ -90,7 +90,7 @@ class EpipolarTransform(FundamentalMatrixTransform):
 RANSAC_MODELS: dict[str, type | None] = dict(
     zip(RANSAC_MODEL_NAMES, (ProjectiveTransform, AffineTransform, EpipolarTransform, None))
 )
-MIN_SAMPLES = {"homography": 4, "affine": 3, "fundamental": 8}
+_MIN_SAMPLES = {"homography": 4, "affine": 3, "fundamental": 8}
 ImageInput = str | os.PathLike | torch.Tensor
 
 
@@ -274,14 +274,14 @@ def verify(
     model_class = RANSAC_MODELS[ransac_model]
     if model_class is None:
         return None, np.ones(k, bool)
-    if k < MIN_SAMPLES[ransac_model]:
+    if k < _MIN_SAMPLES[ransac_model]:
         return None, np.zeros(k, bool)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # degenerate random samples are expected and skipped
         model, inliers = ransac(
             (points_a, points_b),
             model_class,
-            min_samples=MIN_SAMPLES[ransac_model],
+            min_samples=_MIN_SAMPLES[ransac_model],
             residual_threshold=threshold,
             max_trials=max_trials,
             stop_probability=0.999,
@@ -289,7 +289,7 @@ def verify(
         )
     if model is None or not model or inliers is None or not np.all(np.isfinite(model.params)):
         return None, np.zeros(k, bool)
-    if inliers.sum() < 2 * MIN_SAMPLES[ransac_model]:  # a minimal sample always fits exactly
+    if inliers.sum() < 2 * _MIN_SAMPLES[ransac_model]:  # a minimal sample always fits exactly
         return None, np.zeros(k, bool)
     return np.asarray(model.params, dtype=np.float64), np.asarray(inliers, bool)
 

@@ -112,7 +112,7 @@ def train(config: TrainConfig, on_step: Callable[[TrainProgress], None] | None =
         if world.main:
             write_files_list(run_dir, data.collection)
             write_run_config(trainer)
-        run_loop(trainer, on_step, started)
+        _run_loop(trainer, on_step, started)
         if world.main:
             finish_run(trainer, time.perf_counter() - started)
         # The others wait while the main process writes the last files, so all destroy the group
@@ -123,7 +123,7 @@ def train(config: TrainConfig, on_step: Callable[[TrainProgress], None] | None =
     return run_dir
 
 
-def run_loop(trainer: Trainer, on_step: Callable[[TrainProgress], None] | None, started: float) -> None:
+def _run_loop(trainer: Trainer, on_step: Callable[[TrainProgress], None] | None, started: float) -> None:
     """Every step from the trainer's position to the end of the run: loads accumulate, the
     step's last load applies the update, an epoch's last step writes the epoch's files."""
     config = trainer.config
@@ -148,7 +148,7 @@ def run_loop(trainer: Trainer, on_step: Callable[[TrainProgress], None] | None, 
                                       trainer.steps_per_epoch, means, lr, time.perf_counter() - started, done,
                                       trainer.run_dir))  # fmt: skip
     except KeyboardInterrupt:
-        save_or_stop(trainer)
+        _save_or_stop(trainer)
         raise
 
 
@@ -175,7 +175,7 @@ def _end_epoch(trainer: Trainer, means: dict[str, float], lr: float) -> None:
     config = trainer.config
     trainer.rows.append({"epoch": trainer.epoch + 1, **means, "lr": lr, "seconds": round(trainer.partial["seconds"], 4)})
     trainer.epoch, trainer.step, trainer.partial = trainer.epoch + 1, 0, {}
-    share_late_skipped(trainer)
+    _share_late_skipped(trainer)
     if trainer.world.main:
         write_metrics(trainer.run_dir, trainer.rows)
         if trainer.late_skipped:
@@ -183,10 +183,10 @@ def _end_epoch(trainer: Trainer, means: dict[str, float], lr: float) -> None:
         if trainer.epoch in reconstruction_epochs(config):
             save_reconstructions(trainer, trainer.epoch)
     if trainer.epoch % config.checkpoint_every == 0 or trainer.epoch == config.epochs:
-        save_or_stop(trainer)
+        _save_or_stop(trainer)
 
 
-def share_late_skipped(trainer: Trainer) -> None:
+def _share_late_skipped(trainer: Trainer) -> None:
     """Under ``torchrun``, every process learns the images the others failed to decode."""
     if trainer.world.size > 1:
         gathered: list[dict[str, str]] = [{} for _ in range(trainer.world.size)]
@@ -196,7 +196,7 @@ def share_late_skipped(trainer: Trainer) -> None:
                 trainer.late_skipped.setdefault(name, reason)
 
 
-def save_or_stop(trainer: Trainer) -> None:
+def _save_or_stop(trainer: Trainer) -> None:
     try:
         trainer.save()
     except CheckpointError as exc:
