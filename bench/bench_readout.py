@@ -2,8 +2,10 @@
 
 On one 1024 x 768 image through paper-cae's conv2 (random init, seeded) with a whitening to
 128 numbers fitted on its own cells, times (best of ``--repeats``) the stack-then-project read-out
-(``Whitening.apply(stack_cells(...))``), the convolution (``whitened_cells``) and the network's
-forward pass, and prints their ratios and the largest difference between the two read-outs.
+(``Whitening.apply(stack_cells(...))``), the convolution (``whitened_cells``: the dense map), the
+convolution pooled strip by strip (``pool_strips(whitened_strips(...))``: what pooled extraction
+runs) and the network's forward pass, and prints their ratios and the largest difference between
+the two dense read-outs.
 
     python bench/bench_readout.py
 """
@@ -16,7 +18,8 @@ import time
 import torch
 
 from featkit.encoders import create_encoder
-from featkit.features.descriptors import stack_cells, whitened_cells
+from featkit.features.descriptors import stack_cells, whitened_cells, whitened_strips
+from featkit.features.pooling import pool_strips
 from featkit.runs.whitening import fit_whitening
 
 
@@ -46,11 +49,13 @@ def main(argv: list[str] | None = None) -> None:
         network = best_ms(lambda: model.features(images, "conv2"), args.repeats)
         stacked = best_ms(lambda: whitening.apply(stack_cells(maps, 3)), args.repeats)
         convolved = best_ms(lambda: whitened_cells(maps, whitening), args.repeats)
+        pooled = best_ms(lambda: pool_strips(whitened_strips(maps, whitening), "avg"), args.repeats)
         difference = (whitening.apply(stack_cells(maps, 3)) - whitened_cells(maps, whitening)).abs().max().item()
     print(f"{args.width} x {args.height}, paper-cae conv2, whitening to {whitening.dim}, {torch.get_num_threads()} threads")
-    print(f"network {network:.0f} ms | stack+project {stacked:.0f} ms | convolution {convolved:.0f} ms")
+    print(f"network {network:.0f} ms | stack+project {stacked:.0f} ms | convolution {convolved:.0f} ms | "
+          f"pooled in strips {pooled:.0f} ms")  # fmt: skip
     print(f"convolution / stack+project {convolved / stacked:.2f} | convolution / network {convolved / network:.2f} "
-          f"| largest difference {difference:.1e}")  # fmt: skip
+          f"| pooled in strips / network {pooled / network:.2f} | largest difference {difference:.1e}")  # fmt: skip
 
 
 if __name__ == "__main__":

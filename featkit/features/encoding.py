@@ -10,8 +10,8 @@ import torch
 
 from featkit.data.images import size_buckets
 from featkit.encoders import AutoEncoder
-from featkit.features.descriptors import describe
-from featkit.features.pooling import pool_maps
+from featkit.features.descriptors import describe, describe_strips
+from featkit.features.pooling import pool_strips
 from featkit.runtime.devices import network_input
 
 __all__ = ["PIXELS_PER_FORWARD", "encode_images"]
@@ -35,7 +35,7 @@ def encode_images(
         layer: one of ``model.feature_info``.
         pool: ``avg | max | gem`` -> a :math:`(D g^2,)` vector per image; ``none`` -> the dense
             map, channels last: :math:`(h_i, w_i, D)`.
-        grid: pooling grid (see :func:`pool_maps`).
+        grid: pooling grid (see :func:`~featkit.features.pooling.pool_maps`).
         raw: the layer's activations themselves (D = C), instead of its local descriptors
             (:func:`featkit.features.descriptors.describe`).
         window, whiten: the descriptors' settings (ignored when ``raw``).
@@ -52,11 +52,14 @@ def encode_images(
         for first in range(0, len(bucket), step):
             batch = bucket[first : first + step]
             stacked = network_input(torch.stack([images[i] for i in batch]), device)
-            if raw:
-                maps = model.features(stacked, layer)
+            if pool == "none":
+                maps = model.features(stacked, layer) if raw else describe(model, stacked, layer=layer,
+                                                                           window=window, whiten=whiten)  # fmt: skip
+                rows = maps.permute(0, 2, 3, 1)
             else:
-                maps = describe(model, stacked, layer=layer, window=window, whiten=whiten)
-            rows = maps.permute(0, 2, 3, 1) if pool == "none" else pool_maps(maps, pool, grid)
+                strips = [model.features(stacked, layer)] if raw else describe_strips(
+                    model, stacked, layer=layer, window=window, whiten=whiten)  # fmt: skip
+                rows = pool_strips(strips, pool, grid)
             rows = rows.float().cpu().numpy()
             for i, r in zip(batch, rows):
                 out[i] = r

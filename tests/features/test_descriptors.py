@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from featkit.encoders import create_encoder
+from featkit.features import descriptors
 from featkit.errors import CheckpointError, FeatkitError
 from featkit.features.descriptors import describe, descriptor_dim, stack_cells, whitened_cells
 from featkit.io import write_json
@@ -52,8 +53,11 @@ def test_whitening_decorrelates_and_keeps_empty_cells_empty():
     torch.testing.assert_close(out.norm(dim=1)[0].flatten()[:3], torch.ones(3))
 
 
+@pytest.mark.parametrize("strip_rows", [None, 5])
 @pytest.mark.parametrize("window", [1, 3])
-def test_the_whitened_readout_as_one_convolution_equals_stack_then_project(window):
+def test_the_whitened_readout_as_one_convolution_equals_stack_then_project(window, strip_rows, monkeypatch):
+    if strip_rows:  # strips of 5 rows: 10 of them over the 48 rows, the last one short
+        monkeypatch.setattr(descriptors, "STRIP_BYTES", 4 * 2 * 40 * 128 * strip_rows)
     torch.manual_seed(0)
     model = create_encoder("paper-cae").eval()
     images = torch.rand(2, 3, 96, 80) * 2 - 1
