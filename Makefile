@@ -8,7 +8,7 @@ STAMP   = $(VENV)/.featkit-installed
 # torch pair that installs from this machine's local files; pyproject keeps ranges for users.
 TORCH_PIN = torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test bench clean-venv
+.PHONY: demo test bench weights clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Rebuild the shipped pretrained model featkit/pretrained/featkit-cae from scratch (about ten
+# minutes on 2 CPU cores); its PROVENANCE.md says what it was trained on.
+weights: $(STAMP)
+	$(PY) bench/build_pretrained.py --overwrite
 
 bench: $(STAMP)
 	for f in bench/bench_*.py; do $(PY) $$f || exit 1; done

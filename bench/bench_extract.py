@@ -5,13 +5,22 @@
    (``load_image`` -> ``model.features`` -> mean, one image at a time), on the same files,
    with the bound the machine sets: one-thread decode + network time per image, divided
    among the cores;
-2. search: the index ``featkit.build_index`` picks for 200k vectors against scikit-learn's
+2. read-out cost: ``featkit.extract`` with the shipped model on JPEGs of real photos (1024 x 768
+   and 256 x 256), every default against ``--raw`` (the layer's activations: decoding, network,
+   pooling), pooled and dense (``--pool none``), interleaved in one run; images/s and the days
+   a million photos would take on this machine, for the default and ``--max-side 512``; and
+   the floor of an exact read-out: ``--raw`` plus the whitened projection's convolution alone;
+3. matching two 512 px photos (``featkit.match``, homography RANSAC) with the shipped model
+   and with ``daisy``, beside the parts it cannot skip: two forward passes and the mutual
+   nearest-neighbour search;
+4. search: the index ``featkit.build_index`` picks for 200k vectors against scikit-learn's
    brute-force kNN (``NearestNeighbors(algorithm="brute")``, BLAS), same queries, with
    featkit's recall@10 against that exact answer;
-3. an IVF-PQ index of 1M vectors built from a ``.npy`` on disk and searched in a child
+5. an IVF-PQ index of 1M vectors built from a ``.npy`` on disk and searched in a child
    process, whose peak RSS is reported, with recall@10 against exact (streamed) search.
 
-Vectors are synthetic: D = 64, overlapping clusters (see :func:`clustered`).
+Vectors are synthetic: D = 64, overlapping clusters (see :func:`clustered`). Photos for part 2
+are crops of the scikit-image sample photos, upscaled where needed, saved as JPEG quality 90.
 Run: ``python bench/bench_extract.py`` (several minutes) or ``--quick`` (a smoke run).
 """
 
@@ -124,7 +133,127 @@ def bench_extraction(tmp: Path, count: int, side: int, repeats: int, model: str 
     return {"ratio": naive / fast, "bound": bound}
 
 
-# -- 2. search ---------------------------------------------------------------------------------
+# -- 2. read-out cost ---------------------------------------------------------------------------
+def write_jpegs(folder: Path, count: int, size: tuple[int, int], seed: int = 0) -> None:
+    """``count`` JPEGs of ``size`` (width, height): random crops of the sample photos, resized."""
+    from PIL import Image
+
+    from featkit.data.images import find_images
+    from featkit.data.samples import sample_images
+
+    rng = np.random.default_rng(seed)
+    photos = find_images(sample_images())
+    folder.mkdir(parents=True)
+    for i in range(count):
+        with Image.open(photos[i % len(photos)]) as im:
+            im = im.convert("RGB")
+            w, h = im.size
+            cw, ch = int(w * rng.uniform(0.7, 1.0)), int(h * rng.uniform(0.7, 1.0))
+            x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+            im.crop((x, y, x + cw, y + ch)).resize(size, Image.Resampling.BICUBIC).save(folder / f"{i:05d}.jpg", quality=90)
+
+
+def projection_ms(model_name: str, size: tuple[int, int], repeats: int = 3) -> float:
+    """Milliseconds of the whitened read-out's convolution alone on one image: the arithmetic
+    an exact read-out cannot skip."""
+    import torch
+    import torch.nn.functional as F
+
+    from featkit.runs.models import load_encoder
+    from featkit.runs.whitening import whitening_for
+
+    model, _ = load_encoder(model_name)
+    info = model.layer_info(None)
+    whitening = whitening_for(model, info.name, model.default_window)
+    h, w = (size[1] + info.stride - 1) // info.stride, (size[0] + info.stride - 1) // info.stride
+    pad = whitening.window // 2
+    inputs = torch.rand(1, info.channels + 1, h + 2 * pad, w).contiguous(memory_format=torch.channels_last)
+    weight = torch.rand(whitening.dim, info.channels + 1, whitening.window, whitening.window)
+    weight = weight.contiguous(memory_format=torch.channels_last)
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(repeats + 1):
+            t0 = time.perf_counter()
+            F.conv2d(inputs, weight, padding=(0, pad))
+            best = min(best, time.perf_counter() - t0)
+    return 1e3 * best
+
+
+def bench_readout(tmp: Path, count: int, size: tuple[int, int], repeats: int) -> None:
+    """Print default against ``--raw`` extraction with the shipped model, pooled and dense."""
+    import featkit
+    from featkit.runs.models import DEFAULT_MODEL
+
+    folder = tmp / f"jpegs{size[0]}x{size[1]}"
+    write_jpegs(folder, count, size)
+    runs = {"raw": {"raw": True}, "default": {}, "max-side 512": {"max_side": 512}, "raw dense": {"raw": True, "pool": "none"},
+            "dense": {"pool": "none"}}  # fmt: skip
+    featkit.extract(folder, None, tmp / "warm.npy", overwrite=True)  # imports, allocator, oneDNN kernels
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(repeats):  # interleaved, best of each: the machine is shared
+        for name, options in runs.items():
+            out = tmp / f"{name.replace(' ', '-')}.npy"
+            t0 = time.perf_counter()
+            featkit.extract(folder, None, out, overwrite=True, **options)
+            best[name] = min(best[name], time.perf_counter() - t0)
+            out.unlink()  # dense rows of 1024 x 768 photos are 100 MB each
+    floor = best["raw"] + count * projection_ms(DEFAULT_MODEL, size) / 1e3
+    days = lambda seconds: 1e6 * seconds / count / 86400  # noqa: E731
+    print(
+        f"readout  {count} JPEGs {size[0]}x{size[1]}, {DEFAULT_MODEL} (best of {repeats}): "
+        f"default {count / best['default']:.2f} img/s, --raw {count / best['raw']:.2f} img/s | "
+        f"pooled / raw {best['default'] / best['raw']:.2f}x (target 1.4x; an exact read-out's floor "
+        f"{floor / best['raw']:.2f}x: raw + the projection's convolution alone)",
+        flush=True,
+    )
+    print(f"         dense / raw dense {best['dense'] / best['raw dense']:.2f}x (target 1.5x): "
+          f"{count / best['dense']:.2f} against {count / best['raw dense']:.2f} img/s", flush=True)  # fmt: skip
+    print(f"         a million such photos on this machine: {days(best['default']):.1f} days by default, "
+          f"{days(best['max-side 512']):.1f} days with --max-side 512 ({count / best['max-side 512']:.2f} img/s)",
+          flush=True)  # fmt: skip
+
+
+# -- 3. matching ------------------------------------------------------------------------------
+def bench_match(repeats: int, max_side: int = 512) -> None:
+    """Print ``featkit.match`` of the motorcycle pair at ``max_side`` px against its unavoidable
+    parts (two forward passes and the mutual nearest-neighbour search), and DAISY's time."""
+    import torch
+
+    import featkit
+    from featkit.data.images import load_image
+    from featkit.data.samples import sample_images
+    from featkit.runs.models import DEFAULT_MODEL, load_encoder
+    from featkit.tasks.matching import dense_descriptors, mutual_matches
+
+    a, b = sample_images() / "motorcycle_left.png", sample_images() / "motorcycle_right.png"
+    model, _ = load_encoder(DEFAULT_MODEL)
+    images = [load_image(p, max_side=max_side) for p in (a, b)]
+
+    def best(action) -> float:
+        action()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            action()
+            times.append(time.perf_counter() - t0)
+        return 1e3 * min(times)
+
+    with torch.inference_mode():
+        forward = best(lambda: [model.features(x[None], model.default_layer) for x in images])
+    described = [dense_descriptors(model, x) for x in images]
+    search = best(lambda: mutual_matches(described[0][0], described[1][0], 0.8))
+    ours = best(lambda: featkit.match(a, b, max_side=max_side))
+    daisy = best(lambda: featkit.match(a, b, "daisy", max_side=max_side))
+    print(
+        f"match    motorcycle pair at {max_side} px: featkit.match with {DEFAULT_MODEL} {ours:.0f} ms | daisy {daisy:.0f} ms "
+        f"({daisy / ours:.1f}x ours) | two forward passes {forward:.0f} ms + mutual-NN search of "
+        f"{len(described[0][0])} x {len(described[1][0])} descriptors {search:.0f} ms = {forward + search:.0f} ms "
+        f"({ours / (forward + search):.2f}x of it)",
+        flush=True,
+    )
+
+
+# -- 4. search ---------------------------------------------------------------------------------
 def bench_search(n: int, queries: int, dim: int = 64, k: int = 10) -> None:
     from sklearn.neighbors import NearestNeighbors
 
@@ -151,7 +280,7 @@ def bench_search(n: int, queries: int, dim: int = 64, k: int = 10) -> None:
     )
 
 
-# -- 3. IVF-PQ at 1M, in a child process so its peak RSS is its own ---------------------------
+# -- 5. IVF-PQ at 1M, in a child process so its peak RSS is its own ---------------------------
 def write_vectors(path: Path, n: int, dim: int, chunk: int = 100_000) -> None:
     """A float32 .npy of ``n`` clustered vectors written block by block."""
     with open(path, "wb") as fh:
@@ -209,7 +338,7 @@ def bench_ivfpq(tmp: Path, n: int, queries: int, dim: int = 64) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Small sizes: a smoke run of every part.")
-    parser.add_argument("--only", choices=("extract", "search", "ivfpq"), help="Run one part only.")
+    parser.add_argument("--only", choices=("extract", "readout", "match", "search", "ivfpq"), help="Run one part only.")
     parser.add_argument("--ivfpq-child", nargs=3, metavar=("NPY", "QUERIES", "DIM"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.ivfpq_child:
@@ -221,12 +350,18 @@ def main(argv: list[str] | None = None) -> int:
         run = lambda part: args.only in (None, part)  # noqa: E731
         if args.quick:
             run("extract") and bench_extraction(tmp, 24, 32, repeats=1)
+            run("readout") and bench_readout(tmp, 4, (256, 192), repeats=1)
+            run("match") and bench_match(repeats=1, max_side=160)
             run("search") and bench_search(12_000, 100)
             run("ivfpq") and bench_ivfpq(tmp, 12_000, 50)
         else:
             if run("extract"):
                 bench_extraction(tmp, 400, 32, repeats=3)
                 bench_extraction(tmp, 400, 128, repeats=3)
+            if run("readout"):
+                bench_readout(tmp, 24, (1024, 768), repeats=3)
+                bench_readout(tmp, 200, (256, 256), repeats=3)
+            run("match") and bench_match(repeats=5)
             run("search") and bench_search(200_000, 2_000)
             run("ivfpq") and bench_ivfpq(tmp, 1_000_000, 1_000)
     return 0

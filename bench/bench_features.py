@@ -12,6 +12,10 @@ Rows (one run each per seed, trained on the 13 training photos of bench/bench_ma
 - ``default recipe, loss L``: the recipe with each other registered loss (plugins included when
   installed; one that fails to train is skipped and named under the table);
 - ``random init``: ``paper-cae`` with the seed's initial weights, where training starts from;
+- ``shipped featkit-cae``: the model featkit ships (``featkit.runs.models.DEFAULT_MODEL``, built
+  by ``bench/build_pretrained.py`` on dead-leaves images and CC0 sample photos, none of them
+  held out here), as it is; and ``shipped, fine-tuned``: the recipe started from it
+  (``init=DEFAULT_MODEL``) on the training photos;
 - ``pixels`` and ``daisy``: the non-learned baseline encoders, by name.
 
 Columns, on the 7 held-out sample photos and on scikit-learn's digits:
@@ -61,7 +65,7 @@ from featkit.data.samples import sample_images
 from featkit.encoders import AutoEncoder
 from featkit.tasks.evaluation import retrieval_scores
 from featkit.features.encoding import encode_images
-from featkit.runs.models import load_encoder
+from featkit.runs.models import DEFAULT_MODEL, load_encoder
 from featkit.io import read_json
 from featkit.tasks.homography import random_homography, warp_image
 
@@ -159,7 +163,8 @@ class Trained:
     def key(self) -> str:
         """A hash of every setting as trained (preset values filled in, so a changed preset
         is a new run)."""
-        settings = {k: v for k, v in self.config.resolved().to_dict().items() if k != "out"}
+        # a setting added later keeps the keys of runs cached before it while it is unused
+        settings = {k: v for k, v in self.config.resolved().to_dict().items() if k != "out" and (k, v) != ("init", None)}
         return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def build(self, runs: Path) -> tuple[AutoEncoder, float]:
@@ -235,6 +240,8 @@ def table_rows(recipe: Callable[[int], Recipe], losses: list[str]) -> list[Row]:
              for loss in ("pl+sfl", "pl")]  # fmt: skip
     rows += [Row(loss_row(loss), with_changes(loss=loss), optional=True) for loss in losses]
     rows.append(Row("random init", lambda seed: RandomInit(RANDOM_ENCODER, seed)))
+    rows.append(Row(f"shipped {DEFAULT_MODEL}", lambda seed: Named(DEFAULT_MODEL)))
+    rows.append(Row(f"shipped {DEFAULT_MODEL}, fine-tuned", with_changes(init=DEFAULT_MODEL)))
     rows += [Row(name, lambda seed, name=name: Named(name)) for name in ("pixels", "daisy")]
     return rows
 
@@ -393,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/bench-features"), help="where runs are cached")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per row: 0 .. N-1")
+    parser.add_argument("--rows", help="comma-separated row names to measure (default: all); the default recipe "
+                                       "and the baselines the targets compare against are always measured")
     parser.add_argument("--quick", action="store_true",
                         help="CI smoke run: 1 seed, 4 training steps, pl and pl+sfl, fewer, smaller images")  # fmt: skip
     args = parser.parse_args(argv)
@@ -413,7 +422,14 @@ def main(argv: list[str] | None = None) -> int:
             window=recipe(0).window, instances=instance_set(eval_photos, scale.crops, scale.crop, scale.side),
             digits=digits_set(Path(tmp) / "digits", scale.digits_per_class),
         )  # fmt: skip
-    results, keys, skipped = run_rows(table_rows(recipe, losses), seeds, held_out, args.out / "runs")
+    rows = table_rows(recipe, losses)
+    if args.rows:
+        wanted = {name.strip() for name in args.rows.split(",")} | {RECIPE_ROW, "daisy", *BASELINES}
+        unknown = wanted - {row.name for row in rows}
+        if unknown:
+            parser.error(f"unknown rows {sorted(unknown)}; the rows are: {', '.join(row.name for row in rows)}")
+        rows = [row for row in rows if row.name in wanted]
+    results, keys, skipped = run_rows(rows, seeds, held_out, args.out / "runs")
     changed = f" with {scale.training}" if scale.training else ""
     print(f"{RECIPE_ROW}: {config.encoder}, {config.loss} + {config.resolved().contrast:g} x contrast, preset "
           f"{config.preset}{changed}, descriptors: window {recipe(0).window or 'of the encoder'}, whitened; {seeds} "

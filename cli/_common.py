@@ -28,8 +28,8 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when presen
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; plain log lines only.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs instead of refusing.")]
 ModelOpt = Annotated[
-    str,
-    typer.Option("--model", "-m", help="A run directory from `featkit train`, or a baseline: an encoder name alone (random weights, seeded), pixels, daisy."),
+    Optional[str],
+    typer.Option("--model", "-m", help="A run directory from `featkit train`, a shipped model (see `featkit encoders`), or a baseline: an encoder name alone (random weights, seeded), pixels, daisy. Default: the shipped featkit-cae."),
 ]
 OptionalPath = Optional[Path]
 

@@ -16,8 +16,8 @@ Pool = Enum("Pool", {p: p for p in POOLS}, type=str)
 
 def extract(
     images: Annotated[Path, typer.Argument(help="A folder of images (searched recursively), one image, a .txt list of paths, or WebDataset tar shards ('shards/part-{000..099}.tar').")],
-    model: ModelOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Features file to write (.npy); the manifest goes beside it (.json).")],
+    model: ModelOpt = None,
     layer: Annotated[Optional[str], typer.Option("--layer", help="Hidden layer (see `featkit encoders`); default: the encoder's.")] = None,
     pool: Annotated[Pool, typer.Option("--pool", help="avg/max/gem: one row per image; none: dense maps with their stride.")] = Pool.avg,
     grid: Annotated[Optional[int], typer.Option("--grid", min=1, help="Pool over a GRID x GRID layout (D = channels x GRID^2); 1 pools globally. Default: the encoder's own, 1 for learned encoders, 8 for pixels (an 8 x 8 thumbnail).")] = None,
@@ -33,7 +33,7 @@ def extract(
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Extract features of every image in IMAGES with MODEL into a .npy plus a .json manifest.
+    """Extract features of every image in IMAGES with MODEL (default: the shipped featkit-cae) into a .npy plus a .json manifest.
 
     Features are local descriptors of the layer's cells (each cell L2-normalised, stacked with its neighbours, whitened when MODEL is a trained run), pooled per image or kept dense; --raw stores the activations instead.
     """
@@ -48,7 +48,7 @@ def extract(
     err_console.print(
         f"wrote {out}: {len(manifest['items'])} images, {manifest['rows']} x {manifest['dim']} "
         f"({manifest['layer']} {manifest['features']}, stride {manifest['stride']}, pool {manifest['pool']}); "
-        f"skipped {len(manifest['skipped'])}",
+        f"skipped {len(manifest['skipped'])}; model {manifest['model']}",
         soft_wrap=True,
     )
     for skipped in manifest["skipped"]:

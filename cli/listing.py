@@ -34,11 +34,18 @@ def losses() -> None:
 
 
 def encoders() -> None:
-    """List the registered encoders (built-in, timm:<model>, plugins) usable with --encoder."""
+    """List the registered encoders (built-in, timm:<model>, plugins) usable with --encoder, and the pretrained models shipped with featkit (usable with --model and --init)."""
     from featkit.encoders import ENCODERS
+    from featkit.io import read_json
+    from featkit.runs.models import CONFIG_FILE, DEFAULT_MODEL, pretrained_models
 
+    shipped = []
+    for name, folder in pretrained_models().items():
+        encoder = read_json(folder / CONFIG_FILE)["encoder"]["name"]
+        default = ", the default --model" if name == DEFAULT_MODEL else ""
+        shipped.append((name, f"pretrained {encoder}{default}", f"shipped with featkit ({folder / 'PROVENANCE.md'})"))
     _print_registry(
         ENCODERS,
         "featkit encoders",
-        (("timm:<model>", "any timm backbone with features_only, light upsampling decoder", "featkit + timm"),),
+        (("timm:<model>", "any timm backbone with features_only, light upsampling decoder", "featkit + timm"), *shipped),
     )

@@ -21,8 +21,8 @@ NO_MATCHES_EXIT = 3
 def match(
     image_a: Annotated[Path, typer.Argument(help="First image.")],
     image_b: Annotated[Path, typer.Argument(help="Second image.")],
-    model: ModelOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Picture of the matches to write (.png or .jpg).")],
+    model: ModelOpt = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write every match (xa, ya, xb, yb, score, inlier) and the summary as JSON.")] = None,
     layer: Annotated[str | None, typer.Option("--layer", help="Hidden layer (see `featkit encoders`); default: the encoder's.")] = None,
     ratio: Annotated[float, typer.Option("--ratio", help="Lowe's ratio test threshold, applied both ways; lower keeps fewer, surer matches.")] = 0.8,
@@ -37,7 +37,7 @@ def match(
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
 ) -> int:
-    """Match IMAGE_A to IMAGE_B with MODEL's dense hidden features and draw the matches.
+    """Match IMAGE_A to IMAGE_B with MODEL's dense hidden features (default: the shipped featkit-cae) and draw the matches.
 
     Descriptors are the cells of a hidden layer, each L2-normalised and stacked with its neighbours (--window), then whitened when MODEL is a trained run; mutual nearest neighbours (faiss) that pass Lowe's ratio test both ways are verified with RANSAC. Coordinates are in the original images' pixels. One summary line goes to stdout.
 

@@ -79,7 +79,8 @@ def train(
     ] = None,
     loss: Annotated[str, typer.Option("--loss", "-l", help="Loss spec, e.g. pl, sfl, pl+sfl (eq. 7), pl+0.5*sfl.")] = "pl+sfl",
     contrast: Annotated[Optional[float], typer.Option("--contrast", min=0.0, help="Weight of the dense warp-contrastive term that teaches the features to find the same place in a warped, re-lit copy (0: reconstruction alone; default: the preset's, 0.1 for standard, 0 for paper, fast and quality).")] = None,
-    encoder: Annotated[str, typer.Option("--encoder", "-e", help="Encoder name (see `featkit encoders`).")] = "paper-cae",
+    encoder: Annotated[str, typer.Option("--encoder", "-e", help="Encoder name (see `featkit encoders`); with --init, the init model's.")] = "paper-cae",
+    init: Annotated[Optional[str], typer.Option("--init", help="Start from this model's weights and fine-tune it on FOLDER: a shipped model (featkit-cae, see `featkit encoders`) or a run directory. Default: random weights from --seed.")] = None,
     preset: Annotated[str, typer.Option("--preset", help=f"Settings to start from: {', '.join(PRESETS)}.")] = DEFAULT_PRESET,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Epochs (default: the preset's).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory to create (default: runs/<time>-<encoder>-<loss>).")] = None,
@@ -118,7 +119,7 @@ def train(
     config = TrainConfig(
         data=None if folder is None else str(folder),
         out=None if out is None else str(out),
-        encoder=encoder, loss=loss, contrast=contrast, preset=preset, epochs=epochs, optimizer=optimizer, lr=lr, momentum=momentum,
+        encoder=encoder, init=init, loss=loss, contrast=contrast, preset=preset, epochs=epochs, optimizer=optimizer, lr=lr, momentum=momentum,
         weight_decay=weight_decay, schedule=schedule, warmup=warmup, batch_size=batch_size, crop=crop,
         crops_per_image=crops_per_image, epoch_windows=epoch_windows, workers=workers, max_side=max_side, strict=strict, seed=seed, device=device, amp=amp,
         checkpoint_every=checkpoint_every, overwrite=overwrite, resume=None if resume is None else str(resume),

@@ -3,6 +3,7 @@
 
 - :mod:`~featkit.data.images`: one image file: finding, probing its header, decoding, windows.
 - :mod:`~featkit.data.samples`: the sample photos used when no images are given.
+- :mod:`~featkit.data.procedural`: dead-leaves images, redistributable training data.
 - :mod:`~featkit.data.collections`: a collection of image references, from any source.
 - :mod:`~featkit.data.loading`: decoding a collection in order, in worker processes.
 - :mod:`~featkit.data.windows`: training windows: epoch plans and the stream of loads.

@@ -81,7 +81,7 @@ def _shard_of(collection: Collection, shard: tuple[int, int] | None) -> Collecti
 
 def extract(
     images: str | os.PathLike | Sequence[str | os.PathLike],
-    model: str | os.PathLike,
+    model: str | os.PathLike | None,
     out: str | os.PathLike,
     *,
     layer: str | None = None,
@@ -105,8 +105,9 @@ def extract(
         images: a folder (searched recursively), one image file, a text file listing images,
             WebDataset tar shards (``shards/part-{000..009}.tar``), or a list of files
             (:func:`featkit.data.collections.open_collection`).
-        model: a run directory from ``featkit train``, ``timm:<name>``, a baseline (``pixels``,
-            ``daisy``) or another registered encoder (random weights built from
+        model: a run directory from ``featkit train``, a shipped model (``None``: the
+            shipped :data:`~featkit.runs.models.DEFAULT_MODEL`), ``timm:<name>``, a baseline
+            (``pixels``, ``daisy``) or another registered encoder (random weights built from
             :data:`BASELINE_SEED`).
         out: the ``.npy`` to write; the manifest goes to :func:`manifest_path` of it.
         layer: hidden layer (default: the encoder's ``default_layer``).

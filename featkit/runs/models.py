@@ -3,8 +3,10 @@ arguments, and the run's whitening when it has one.
 
 A run directory (from ``featkit train``) holds ``config.json`` and ``model.safetensors``.
 Nothing is ever unpickled: weights are safetensors, everything else JSON. :func:`load_model`
-also accepts registry names (``timm:<model>``, ``pixels``, ``paper-cae``) for baselines;
-:func:`load_encoder` adds what manifests record (the model, its :func:`fingerprint`).
+also accepts the names of the models shipped inside featkit (:func:`pretrained_models`; run
+directories under ``featkit/pretrained/``, each with its ``PROVENANCE.md``) and registry names
+(``timm:<model>``, ``pixels``, ``paper-cae``) for baselines; :func:`load_encoder` adds what
+manifests record (the model, its :func:`fingerprint`).
 """
 
 from __future__ import annotations
@@ -24,11 +26,25 @@ from featkit.runs.tensors import load_tensors, save_tensors
 from featkit.runs.whitening import WHITENING_FILE, Whitening
 from featkit.runtime.devices import resolve_device
 
-__all__ = ["BASELINE_SEED", "CONFIG_FILE", "WEIGHTS_FILE", "load_encoder", "load_model", "save_model"]
+__all__ = [
+    "BASELINE_SEED", "CONFIG_FILE", "DEFAULT_MODEL", "PRETRAINED_DIR", "WEIGHTS_FILE", "load_encoder", "load_model",
+    "pretrained_models", "save_model",
+]  # fmt: skip
 
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+#: Where the shipped models live: one run directory per name (package data).
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+#: The shipped model that ``extract``, ``match`` and ``train --init`` use when given no model.
+DEFAULT_MODEL = "featkit-cae"
+
+
+def pretrained_models() -> dict[str, Path]:
+    """The models shipped inside featkit: name -> run directory."""
+    if not PRETRAINED_DIR.is_dir():
+        return {}
+    return {d.name: d for d in sorted(PRETRAINED_DIR.iterdir()) if (d / CONFIG_FILE).is_file()}
 
 
 def save_model(run_dir: str | os.PathLike, model: AutoEncoder) -> Path:
@@ -76,12 +92,15 @@ def _attach_whitening(model: AutoEncoder, run_dir: Path) -> None:
     model.whitening = whitening
 
 
-def load_model(spec: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[AutoEncoder, dict[str, Any]]:
+def load_model(spec: str | os.PathLike | None = None, *, device: str | torch.device = "cpu",
+               ) -> tuple[AutoEncoder, dict[str, Any]]:  # fmt: skip
     """Rebuild a model for feature extraction, in eval mode.
 
     Args:
-        spec: a run directory from ``featkit train``; or a registry name such as
-            ``timm:resnet18`` (random weights), ``pixels`` or ``paper-cae`` (random init).
+        spec: a run directory from ``featkit train``; the name of a shipped model
+            (:func:`pretrained_models`; ``None``: :data:`DEFAULT_MODEL`); or a registry name
+            such as ``timm:resnet18`` (random weights), ``pixels`` or ``paper-cae`` (random init).
+            A directory of that name wins over a shipped model's.
         device: where to put it.
 
     Returns:
@@ -91,16 +110,21 @@ def load_model(spec: str | os.PathLike, *, device: str | torch.device = "cpu") -
         CheckpointError: a run directory that is incomplete, corrupt or for another model.
         UnknownNameError: a name that is neither a directory nor a registered encoder.
     """
+    spec = DEFAULT_MODEL if spec is None else spec
     path = Path(spec)
+    shipped = pretrained_models()
     if path.is_dir():
         model, config = _from_run_dir(path)
+    elif str(spec) in shipped:
+        model, config = _from_run_dir(shipped[str(spec)])
     elif path.suffix in (".safetensors", ".json") and path.exists():
         model, config = _from_run_dir(path.parent)
     else:
         try:
             model = create_encoder(str(spec))
         except FeatkitError as exc:
-            raise type(exc)(f"'{spec}' is neither a run directory nor an encoder: {exc}") from exc
+            names = ", ".join(shipped) or "none installed"
+            raise type(exc)(f"'{spec}' is neither a run directory, a shipped model ({names}) nor an encoder: {exc}") from exc
         config = {"encoder": model.config}
     return model.to(device).eval(), config
 
@@ -124,7 +148,8 @@ def fingerprint(model: AutoEncoder) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_encoder(spec: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[AutoEncoder, dict[str, Any]]:
+def load_encoder(spec: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                 ) -> tuple[AutoEncoder, dict[str, Any]]:  # fmt: skip
     """Load the model behind ``spec`` and describe it for manifests.
 
     Registry names with random weights (``paper-cae``, ``timm:resnet18``) are built from
@@ -132,8 +157,9 @@ def load_encoder(spec: str | os.PathLike, device: str | torch.device = "cpu") ->
 
     Returns:
         ``(model, info)`` with ``info = {"model": spec, "encoder": {...}, "fingerprint": ...}``;
-        a run directory is recorded by its absolute path.
+        a run directory is recorded by its absolute path, a shipped model by its name.
     """
+    spec = DEFAULT_MODEL if spec is None else spec
     is_path = Path(spec).exists()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(BASELINE_SEED)

@@ -336,13 +336,13 @@ class MatchResult:
         return int(self.matches["inlier"].sum())
 
     def summary(self) -> str:
-        """One line: counts, the layer and, with a ground truth, MMA and corner error."""
+        """One line: counts, the layer, the model and, with a ground truth, MMA and corner error."""
         k = len(self.matches)
         verified = "unverified" if self.ransac == "none" else f"{self.num_inliers} {self.ransac} inliers"
         line = (
             f"{k} matches, {verified}; layer {self.layer} (stride {self.stride}, window {self.window}"
             f"{', whitened' if self.whitened else ''}), "
-            f"{self.num_descriptors[0]} x {self.num_descriptors[1]} descriptors"
+            f"{self.num_descriptors[0]} x {self.num_descriptors[1]} descriptors; model {self.model}"
         )
         if self.evaluation is not None:
             mma = "/".join(f"{v:.2f}" for v in self.evaluation["mma"].values())
@@ -420,7 +420,7 @@ def _load(image: ImageInput, max_side: int | None) -> tuple[torch.Tensor, tuple[
 def match(
     image_a: ImageInput,
     image_b: ImageInput,
-    model: AutoEncoder | str | os.PathLike,
+    model: AutoEncoder | str | os.PathLike | None = None,
     *,
     layer: str | None = None,
     ratio: float = 0.8,
@@ -441,9 +441,10 @@ def match(
     Args:
         image_a: an image file, or a :math:`(3, H, W)` tensor in [-1, 1].
         image_b: the same for the second image.
-        model: an encoder, or a spec as in ``featkit extract`` (a run directory,
-            ``timm:<name>`` or ``paper-cae`` with seeded random weights, or the baselines
-            ``pixels`` and ``daisy``).
+        model: an encoder, or a spec as in ``featkit extract`` (a run directory, a shipped
+            model, ``timm:<name>`` or ``paper-cae`` with seeded random weights, or the baselines
+            ``pixels`` and ``daisy``); ``None``: the shipped
+            :data:`~featkit.runs.models.DEFAULT_MODEL`.
         layer: hidden layer to match; default the model's ``default_layer``.
         ratio: Lowe's ratio threshold in (0, 1].
         ransac: ``"homography"``, ``"affine"`` (planar scenes, a rotating camera),

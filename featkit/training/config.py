@@ -13,7 +13,7 @@ from typing import Any
 from featkit.choices import DEFAULT_PRESET, PRESETS
 from featkit.errors import CheckpointError, FeatkitError
 from featkit.io import read_json
-from featkit.runs.models import CONFIG_FILE
+from featkit.runs.models import CONFIG_FILE, pretrained_models
 
 __all__ = ["RESUMABLE_SETTINGS", "TrainConfig", "TrainConfigError", "stored_config"]
 
@@ -23,7 +23,7 @@ _SCHEDULES = ("constant", "cosine")
 #: Settings a resumed run may change without breaking exact continuation.
 RESUMABLE_SETTINGS = ("epochs", "device", "amp", "workers")
 #: Settings added after runs were first written, with the value those runs trained with.
-_LEGACY_SETTINGS: dict[str, Any] = {"warmup": 0, "epoch_windows": 0, "workers": None, "contrast": 0.0}
+_LEGACY_SETTINGS: dict[str, Any] = {"warmup": 0, "epoch_windows": 0, "workers": None, "contrast": 0.0, "init": None}
 
 
 class TrainConfigError(FeatkitError, ValueError):
@@ -38,8 +38,12 @@ class TrainConfig:
         data: image folder (recursive), image file, text file listing images, or WebDataset
             tar shards (``shards/train-{000000..000099}.tar``); ``None`` for the sample photos.
         out: run directory to create; ``None`` for a new one under ``runs/``.
-        encoder: registered encoder name (``featkit encoders``).
-        encoder_args: keyword arguments of the encoder factory.
+        encoder: registered encoder name (``featkit encoders``); with ``init``, the init
+            model's.
+        encoder_args: keyword arguments of the encoder factory; with ``init``, the init model's.
+        init: start from this model's weights instead of random ones: a shipped model's name
+            (:func:`featkit.runs.models.pretrained_models`) or a run directory. The run then
+            fine-tunes it; ``config.json`` records it and its fingerprint.
         loss: loss spec, e.g. ``"pl+sfl"`` (eq. 7) or ``"pl"``.
         loss_options: options of :func:`featkit.create_loss`.
         contrast: weight of the dense warp-contrastive term added to the loss
@@ -78,6 +82,7 @@ class TrainConfig:
     out: str | None = None
     encoder: str = "paper-cae"
     encoder_args: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None
     loss: str = "pl+sfl"
     loss_options: dict[str, Any] = field(default_factory=dict)
     contrast: float | None = None
@@ -131,7 +136,7 @@ class TrainConfig:
         _check(config.max_side is None or config.max_side >= 8, f"max_side must be >= 8, got {config.max_side}")
         _check(config.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {config.checkpoint_every}")
         _check(config.recon_images >= 0, f"recon_images must be >= 0, got {config.recon_images}")
-        return config
+        return config if config.init is None or config.resume is not None else _with_init_encoder(config)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings (``resume`` and ``overwrite`` are actions, not settings)."""
@@ -139,6 +144,29 @@ class TrainConfig:
         for transient in ("resume", "overwrite"):
             d.pop(transient)
         return d
+
+
+def _with_init_encoder(config: TrainConfig) -> TrainConfig:
+    """``config`` training the init model's encoder, with ``init`` as an absolute path when it
+    is a run directory (what ``config.json`` records)."""
+    shipped = pretrained_models()
+    if Path(config.init).is_dir():
+        init, run_dir = str(Path(config.init).resolve()), Path(config.init)
+    elif config.init in shipped:
+        init, run_dir = config.init, shipped[config.init]
+    else:
+        names = ", ".join(shipped) or "none installed"
+        raise TrainConfigError(f"--init '{config.init}' is neither a run directory nor a shipped model ({names})")
+    try:
+        encoder = read_json(run_dir / CONFIG_FILE)["encoder"]
+        name, args = encoder["name"], encoder.get("args", {})
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"--init {config.init}: unreadable {run_dir / CONFIG_FILE} ({exc})") from exc
+    default = TrainConfig.__dataclass_fields__["encoder"].default
+    if config.encoder not in (default, name) or (config.encoder_args and config.encoder_args != args):
+        raise TrainConfigError(f"--init {config.init} is a '{name}' model with {args or 'default arguments'}; "
+                               f"drop --encoder '{config.encoder}' (and its arguments) or start from another model")  # fmt: skip
+    return dataclasses.replace(config, init=init, encoder=name, encoder_args=dict(args))
 
 
 def _check(ok: bool, message: str) -> None:

@@ -48,6 +48,7 @@ def write_run_config(trainer: Trainer) -> None:
     write_json(trainer.run_dir / CONFIG_FILE, {
         "featkit": __version__,
         "encoder": trainer.model.config,
+        "init": trainer.init,
         "feature_info": [info.as_dict() for info in trainer.model.feature_info],
         "loss": {"spec": config.loss, "options": config.loss_options, "weights": trainer.loss.weights},
         "preset": config.preset,

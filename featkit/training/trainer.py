@@ -12,10 +12,11 @@ import torch
 
 from featkit.data.windows import Load, StepStream, plan_epoch
 from featkit.encoders import AutoEncoder, create_encoder
-from featkit.errors import NonFiniteLossError
+from featkit.errors import CheckpointError, NonFiniteLossError
 from featkit.losses import LOSSES, create_loss
 from featkit.runs.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
-from featkit.runs.models import save_model
+from featkit.io import read_json
+from featkit.runs.models import CONFIG_FILE, load_encoder, save_model
 from featkit.runtime.devices import network_input
 from featkit.training.config import TrainConfig
 from featkit.training.contrast import WarpContrast
@@ -38,6 +39,10 @@ class Trainer:
         self.config, self.run_dir, self.data, self.world, self.device = config, run_dir, data, world, device
         torch.manual_seed(config.seed)
         self.model: AutoEncoder = create_encoder(config.encoder, **config.encoder_args).to(device)
+        #: ``{"model", "fingerprint"}`` of the model the weights started from (``config.init``).
+        self.init: dict[str, str] | None = None
+        if config.init is not None and config.resume is None:
+            self.init = _start_from(self.model, config.init)
         self.loss = create_loss(config.loss, **config.loss_options).to(device)
         self.probe = create_loss("pl+sfl").to(device)
         self.contrast = WarpContrast() if config.contrast > 0 else None
@@ -73,6 +78,7 @@ class Trainer:
         self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
         self.partial, self.rows = dict(meta["partial"]), list(meta["rows"])
         self.late_skipped = dict(meta.get("late_skipped", {}))
+        self.init = read_json(self.run_dir / CONFIG_FILE).get("init")
 
     def stream(self) -> StepStream:
         """The loads of every step from the current position to the end of the run."""
@@ -152,3 +158,17 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=False)
         self.batches_in_step = 0
         return dict(zip([*self.names, "total", "count"], sums.tolist()))
+
+
+def _start_from(model: AutoEncoder, spec: str) -> dict[str, str]:
+    """Copy the weights of the model ``spec`` names into ``model``; returns what config.json
+    records of it.
+
+    Raises:
+        CheckpointError: ``spec`` is another encoder than ``model``.
+    """
+    init, info = load_encoder(spec)
+    if init.config != model.config:
+        raise CheckpointError(f"--init {spec} is encoder {init.config}, not the {model.config} this run trains")
+    model.load_state_dict(init.state_dict())
+    return {"model": info["model"], "fingerprint": info["fingerprint"]}

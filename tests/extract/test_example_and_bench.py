@@ -28,7 +28,8 @@ def test_bench_quick_prints_ratios():
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stdout.splitlines() if not line.startswith(" ")]
-    assert [line.split()[0] for line in lines] == ["extract", "search", "ivfpq"]
-    assert all("ratio" in line for line in lines) and "same rows: True" in lines[0]
-    assert "recall@10" in lines[1] and "peak RSS" in lines[2]
+    assert [line.split()[0] for line in lines] == ["extract", "readout", "match", "search", "ivfpq"]
+    assert all("ratio" in lines[i] for i in (0, 3, 4)) and "same rows: True" in lines[0]
+    assert "pooled / raw" in lines[1] and "daisy" in lines[2]
+    assert "recall@10" in lines[3] and "peak RSS" in lines[4]
     assert "no extractor exceeds" in proc.stdout  # the bound the machine sets
