@@ -11,9 +11,17 @@ import pytest
 
 from tests.scripts import ROOT
 
-COLUMNS = ["MMA@1", "MMA@3", "MMA@5", "inst mAP", "inst R@1", "dig mAP", "dig NMI", "train s"]
-ROWS = ["default recipe", "paper-cae pl+sfl, no contrast", "paper-cae pl, no contrast", "default recipe, loss pl", "random init",
-        "shipped featkit-cae", "shipped featkit-cae, fine-tuned", "pixels", "daisy", "gap to daisy (default recipe - daisy)"]  # fmt: skip
+MATCH_COLUMNS = ["easy @1", "easy @3", "easy @5", "easy n",
+                 *(f"view {bin} {c}" for bin in ("20-35°", "35-50°", "50-60°") for c in ("@1", "@3", "@5", "n")),
+                 *(f"stereo {side} {c}" for side in ("512", "full") for c in ("@1", "@3", "@5", "n"))]  # fmt: skip
+RETRIEVAL_COLUMNS = ["inst mAP", "inst R@1", "dup R@1", "dup mAP", "dig mAP", "dig NMI", "train s"]
+ENCODERS = ["default recipe", "paper-cae pl+sfl, no contrast", "paper-cae pl, no contrast", "default recipe, loss pl",
+            "random init", "shipped featkit-cae", "shipped featkit-cae, fine-tuned", "pixels", "daisy"]  # fmt: skip
+#: Each table: its columns, its rows (SIFT only matches, perceptual hashing only searches).
+TABLES = [
+    (MATCH_COLUMNS, [*ENCODERS, "sift", "gap to daisy (default recipe - daisy)", "gap to sift (default recipe - sift)"]),
+    (RETRIEVAL_COLUMNS, [*ENCODERS, "phash", "gap to daisy (default recipe - daisy)", "gap to phash (default recipe - phash)"]),
+]  # fmt: skip
 
 
 @pytest.mark.slow
@@ -23,12 +31,20 @@ def test_bench_features_quick_prints_the_table(tmp_path):
         capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    table = [[c.strip() for c in line.strip("|").split("|")] for line in proc.stdout.splitlines() if line.startswith("|")]
-    assert table[0] == ["features", *COLUMNS] and set(table[1]) == {"---"}
-    assert [row[0] for row in table[2:]] == ROWS
-    for row in table[2:]:
-        assert len(row) == 1 + len(COLUMNS), row
-        assert all(math.isfinite(float(cell.split()[0])) for cell in row[1:]), row
+    lines = proc.stdout.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("| features |")]
+    assert len(starts) == len(TABLES)
+    for start, (columns, rows) in zip(starts, TABLES):
+        table = []
+        for line in lines[start:]:
+            if not line.startswith("|"):
+                break
+            table.append([c.strip() for c in line.strip("|").split("|")])
+        assert table[0] == ["features", *columns] and set(table[1]) == {"---"}
+        assert [row[0] for row in table[2:]] == rows
+        for row in table[2:]:
+            assert len(row) == 1 + len(columns), row
+            assert all(math.isfinite(float(cell.split()[0])) for cell in row[1:]), row
     targets = [line for line in proc.stdout.splitlines() if line.startswith("target ")]
-    assert len(targets) == 7 and all(line.endswith((": met", ": not met")) for line in targets)
+    assert len(targets) == 7 + 12 + 5 and all(line.endswith((": met", ": not met")) for line in targets)
     assert "same settings, same runs" not in proc.stdout  # the recipe adds the contrast term to the paper's CAE

@@ -20,6 +20,7 @@ __all__ = [
     "evaluate_homography",
     "load_homography",
     "random_homography",
+    "viewpoint_homography",
     "warp_image",
 ]
 
@@ -127,6 +128,58 @@ def random_homography(
     shift = np.eye(3)
     shift[:2, 2] = rng.uniform(-max_shift, max_shift, 2) * np.array([w, h])
     return np.linalg.inv(centre) @ shift @ tilt @ similarity @ centre
+
+
+def viewpoint_homography(
+    size: tuple[int, int],
+    tilt: float,
+    axis: str = "vertical",
+    *,
+    scale: float = 1.0,
+    rotation: float = 0.0,
+    focal: float | None = None,
+) -> np.ndarray:
+    """How a plane seen head-on in a ``(width, height)`` image looks to a camera that has moved
+    round it by ``tilt`` degrees, zoomed by ``scale`` and rolled by ``rotation`` degrees.
+
+    The camera orbits the point of the plane at the image centre, about an axis through it
+    parallel to the image's ``"vertical"`` or ``"horizontal"`` axis, so the centre stays in
+    view and the plane is foreshortened as a turned camera sees it: ``K [r1 r2 e3] K^-1``
+    for the rotation's columns ``r1, r2`` (the plane's points are ``Z = d`` for any depth
+    ``d``; the orbit fixes ``(0, 0, d)``). Zoom and roll are about the centre, after the tilt.
+
+    Args:
+        size: ``(width, height)`` in pixels.
+        tilt: degrees the camera moves round the plane; below 90 (edge on).
+        axis: ``"vertical"`` (the camera moves sideways) or ``"horizontal"`` (up or down).
+        scale: magnification of the second view (2: the plane looks twice as large).
+        rotation: in-plane rotation of the second view, in degrees.
+        focal: focal length in pixels; default the longer side (a 53-degree field of view).
+
+    Returns:
+        3 x 3 float64 matrix mapping pixels of the image to the second view.
+
+    Raises:
+        MatchError: a tilt of 90 degrees or more, an unknown axis, or a scale that is not positive.
+    """
+    if not 0.0 <= abs(tilt) < 90.0:
+        raise MatchError(f"tilt must be below 90 degrees, got {tilt}")
+    if axis not in ("vertical", "horizontal"):
+        raise MatchError(f"axis must be 'vertical' or 'horizontal', got {axis!r}")
+    if scale <= 0:
+        raise MatchError(f"scale must be positive, got {scale}")
+    w, h = size
+    f = float(max(w, h)) if focal is None else float(focal)
+    camera = np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1.0]])
+    t = np.deg2rad(tilt)
+    c, s = np.cos(t), np.sin(t)
+    turn = (np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]) if axis == "vertical"
+            else np.array([[1, 0, 0], [0, c, -s], [0, s, c]]))  # fmt: skip
+    plane = np.c_[turn[:, :2], [0.0, 0.0, 1.0]]
+    r = np.deg2rad(rotation)
+    zoom = np.array([[scale * np.cos(r), -scale * np.sin(r), 0], [scale * np.sin(r), scale * np.cos(r), 0], [0, 0, 1.0]])
+    centre = np.array([[1, 0, -(w - 1) / 2], [0, 1, -(h - 1) / 2], [0, 0, 1.0]])
+    return np.linalg.inv(centre) @ zoom @ centre @ camera @ plane @ np.linalg.inv(camera)
 
 
 def warp_image(image: torch.Tensor, homography: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:
