@@ -180,19 +180,31 @@ class PerceptualHash:
         return np.array(rows, np.float32)
 
 
-Method = AutoEncoder | Sift | PerceptualHash
+@dataclass(frozen=True)
+class Pyramid:
+    """An encoder matched across an image pyramid (``featkit match --scales``); it takes part
+    in matching only."""
+
+    model: AutoEncoder
+    scales: int
+
+
+Method = AutoEncoder | Pyramid | Sift | PerceptualHash
 
 
 def correspondences(
-    method: AutoEncoder | Sift, a: torch.Tensor, b: torch.Tensor, max_side: int | None, window: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+    method: AutoEncoder | Pyramid | Sift, a: torch.Tensor, b: torch.Tensor, max_side: int | None,
+    window: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Matches of A to B in the original pixels: ``(pa, pb)``, each :math:`(K, 2)`; ``window``
     as ``featkit.match`` takes it (encoders only)."""
     if isinstance(method, Sift):
         (xy_a, da), (xy_b, db) = method.describe(a, max_side), method.describe(b, max_side)
         ia, ib, _ = mutual_matches(da, db, RATIO)
         return xy_a[ia], xy_b[ib]
-    found = featkit.match(a, b, method, ratio=RATIO, ransac="none", max_side=max_side, window=window).matches
+    model, scales = (method.model, method.scales) if isinstance(method, Pyramid) else (method, 1)
+    found = featkit.match(a, b, model, ratio=RATIO, ransac="none", max_side=max_side, window=window,
+                          scales=scales).matches  # fmt: skip
     return np.c_[found["xa"], found["ya"]], np.c_[found["xb"], found["yb"]]
 
 

@@ -33,6 +33,7 @@ def match(
     max_side: Annotated[int, typer.Option("--max-side", min=0, help="Downscale each image to this longer side before matching (0: full size; cost grows with the square of the cell count). Coordinates stay in original pixels.")] = 512,
     window: Annotated[Optional[int], typer.Option("--window", min=1, help="Stack the WINDOW x WINDOW neighbouring cells into each descriptor (odd; 1: the cell alone). Default: the encoder's, 3 for the CAEs.")] = None,
     whiten: Annotated[bool, typer.Option("--whiten/--no-whiten", help="Apply the run's descriptor whitening, fitted on its training images (trained runs have one).")] = True,
+    scales: Annotated[int, typer.Option("--scales", min=1, help="Describe each image on a pyramid of this many levels, 1/sqrt(2) apart, and match across them: 3 covers a zoom of 0.5-2x between the images (about 1.75x the descriptors and 3x the search of 1).")] = 1,
     max_size_ratio: Annotated[float, typer.Option("--max-size-ratio", min=1.0, help="Refuse pairs whose longer sides, as matched, differ by more than this factor.")] = 4.0,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
@@ -56,7 +57,7 @@ def match(
         result = find_matches(
             image_a, image_b, model, layer=layer, ratio=ratio, ransac=ransac.value, max_matches=max_matches,
             max_side=max_side or None, ransac_threshold=ransac_threshold, window=window, whiten=whiten,
-            max_size_ratio=max_size_ratio, gt_homography=gt_homography, device=device,
+            scales=scales, max_size_ratio=max_size_ratio, gt_homography=gt_homography, device=device,
         )  # fmt: skip
         save_match_plot(out, image_a, image_b, result, overwrite=overwrite)
         if json_out is not None:

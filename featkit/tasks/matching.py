@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from skimage.measure import ransac
-from skimage.transform import AffineTransform, FundamentalMatrixTransform, ProjectiveTransform
+from threadpoolctl import threadpool_limits
 
 from featkit.choices import RANSAC_MODEL_NAMES
 from featkit.data.images import load_images
@@ -46,6 +46,7 @@ from featkit.io import ensure_new, write_json
 from featkit.runs.models import load_encoder
 from featkit.runs.whitening import whitening_for
 from featkit.runtime.devices import resolve_device
+from featkit.tasks.fitting import AffineFit, EpipolarTransform, HomographyFit
 from featkit.tasks.homography import evaluate_homography, load_homography
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "dense_descriptors",
     "match",
     "mutual_matches",
+    "pyramid_descriptors",
     "save_match_json",
     "verify",
 ]
@@ -68,27 +70,10 @@ MATCH_DTYPE = np.dtype(
 )
 
 
-class EpipolarTransform(FundamentalMatrixTransform):
-    """scikit-image's fundamental matrix (normalised 8-point algorithm, rank 2 enforced) with
-    RANSAC residuals in pixels: the distance of a point to its epipolar line, in whichever
-    image it is larger (scikit-image's own residual is the Sampson distance)."""
-
-    def residuals(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-        """Epipolar distances in pixels, :math:`(K,)`, of matched points ``src`` in A and
-        ``dst`` in B, :math:`(K, 2)` each: the larger of the distance from ``dst`` to the line
-        :math:`F a` in B and from ``src`` to the line :math:`F^\\top b` in A (homogeneous
-        :math:`a, b`)."""
-        a, b = np.c_[src, np.ones(len(src))], np.c_[dst, np.ones(len(dst))]
-        lines_b, lines_a = a @ self.params.T, b @ self.params
-        algebraic = np.abs(np.sum(b * lines_b, axis=1))
-        norm = np.minimum(np.hypot(lines_b[:, 0], lines_b[:, 1]), np.hypot(lines_a[:, 0], lines_a[:, 1]))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.nan_to_num(algebraic / norm, nan=np.inf)
-
-
-#: ``--ransac`` choices: the scikit-image transform fitted, or ``None`` for no verification.
+#: ``--ransac`` choices: the transform fitted (:mod:`featkit.tasks.fitting`), or ``None`` for no
+#: verification.
 RANSAC_MODELS: dict[str, type | None] = dict(
-    zip(RANSAC_MODEL_NAMES, (ProjectiveTransform, AffineTransform, EpipolarTransform, None))
+    zip(RANSAC_MODEL_NAMES, (HomographyFit, AffineFit, EpipolarTransform, None))
 )
 _MIN_SAMPLES = {"homography": 4, "affine": 3, "fundamental": 8}
 ImageInput = str | os.PathLike | torch.Tensor
@@ -153,6 +138,46 @@ def dense_descriptors(
         keep = keep.cpu().numpy()
     grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
     return np.ascontiguousarray(desc), grid[keep]
+
+
+#: Ratio of the sides of consecutive pyramid levels in :func:`pyramid_descriptors`.
+PYRAMID_STEP = 2**-0.5
+#: A pyramid stops before a level whose shorter side would fall below this many pixels.
+PYRAMID_MIN_SIDE = 32
+
+
+def pyramid_descriptors(
+    model: AutoEncoder, image: torch.Tensor, *, scales: int = 1, **options: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`dense_descriptors` of ``image`` at ``scales`` sizes: the image itself and its
+    downscales by :data:`PYRAMID_STEP` per level (antialiased bilinear), all placed in the
+    image's own pixels, so that two pyramids match across a change of scale of up to
+    ``PYRAMID_STEP ** -(scales - 1)`` either way.
+
+    Args:
+        model: the encoder.
+        image: :math:`(3, H, W)` in [-1, 1].
+        scales: levels, at least 1 (1: the image alone, what :func:`dense_descriptors` gives);
+            levels whose shorter side would fall below :data:`PYRAMID_MIN_SIDE` are left out.
+        **options: passed to :func:`dense_descriptors`.
+
+    Returns:
+        ``(descriptors, xy, level)``: float32 :math:`(N, D)` unit rows, float64 :math:`(N, 2)`
+        positions in ``image``'s pixels, and each row's pyramid level :math:`(N,)` (0: full size).
+    """
+    if scales < 1:
+        raise MatchError(f"scales must be at least 1, got {scales}")
+    height, width = image.shape[-2:]
+    parts = []
+    for level in range(scales):
+        size = (round(height * PYRAMID_STEP**level), round(width * PYRAMID_STEP**level))
+        if level and min(size) < PYRAMID_MIN_SIDE:
+            break
+        scaled = image if level == 0 else F.interpolate(image[None], size=size, mode="bilinear", antialias=True)[0]
+        desc, xy = dense_descriptors(model, scaled, **options)
+        xy = (xy + 0.5) * np.array([width / size[1], height / size[0]]) - 0.5
+        parts.append((desc, xy, np.full(len(desc), level)))
+    return tuple(np.concatenate(columns) for columns in zip(*parts))
 
 
 def _local_contrast(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -276,7 +301,8 @@ def verify(
         return None, np.ones(k, bool)
     if k < _MIN_SAMPLES[ransac_model]:
         return None, np.zeros(k, bool)
-    with warnings.catch_warnings():
+    # each trial's products are of a few thousand numbers: BLAS threads only add wake-ups (3x)
+    with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
         warnings.simplefilter("ignore")  # degenerate random samples are expected and skipped
         model, inliers = ransac(
             (points_a, points_b),
@@ -314,6 +340,7 @@ class MatchResult:
         model: the model's spec or encoder name.
         window: cells per side stacked into each descriptor.
         whitened: whether the run's descriptor whitening was applied.
+        scales: pyramid levels each image was described at (:func:`pyramid_descriptors`).
     """
 
     matches: np.ndarray
@@ -329,6 +356,7 @@ class MatchResult:
     model: str = ""
     window: int = 1
     whitened: bool = False
+    scales: int = 1
 
     @property
     def num_inliers(self) -> int:
@@ -341,7 +369,7 @@ class MatchResult:
         verified = "unverified" if self.ransac == "none" else f"{self.num_inliers} {self.ransac} inliers"
         line = (
             f"{k} matches, {verified}; layer {self.layer} (stride {self.stride}, window {self.window}"
-            f"{', whitened' if self.whitened else ''}), "
+            f"{', whitened' if self.whitened else ''}{f', {self.scales} scales' if self.scales > 1 else ''}), "
             f"{self.num_descriptors[0]} x {self.num_descriptors[1]} descriptors; model {self.model}"
         )
         if self.evaluation is not None:
@@ -365,6 +393,7 @@ class MatchResult:
             "stride": self.stride,
             "window": self.window,
             "whitened": self.whitened,
+            "scales": self.scales,
             "size_a": list(self.size_a),
             "size_b": list(self.size_b),
             "ransac": self.ransac,
@@ -431,6 +460,7 @@ def match(
     window: int | None = None,
     whiten: bool = True,
     min_contrast: float = 0.01,
+    scales: int = 1,
     max_size_ratio: float = 4.0,
     gt_homography: np.ndarray | str | os.PathLike | None = None,
     device: str | torch.device | None = None,
@@ -458,6 +488,9 @@ def match(
             :func:`dense_descriptors`; default the model's ``default_window``.
         whiten: apply the run's descriptor whitening (a trained run has one).
         min_contrast: see :func:`dense_descriptors`.
+        scales: describe each image on a pyramid of this many levels, :data:`PYRAMID_STEP`
+            apart, and match across levels (:func:`pyramid_descriptors`): 3 levels cover a zoom
+            of 0.5-2x between the images; 1 (default) matches the images at one size.
         max_size_ratio: refuse pairs whose sides, as matched, differ by more than this factor
             (features are not scale invariant).
         gt_homography: the true 3 x 3 A -> B homography (array or text file);
@@ -509,8 +542,8 @@ def match(
     window = model.default_window if window is None else window
     whitened = whiten and whitening_for(model, info.name, window) is not None
     opts = {"layer": info.name, "window": window, "whiten": whiten, "min_contrast": min_contrast}
-    desc_a, xy_a = dense_descriptors(model, img_a, **opts)
-    desc_b, xy_b = dense_descriptors(model, img_b, **opts)
+    desc_a, xy_a, _ = pyramid_descriptors(model, img_a, scales=scales, **opts)
+    desc_b, xy_b, _ = pyramid_descriptors(model, img_b, scales=scales, **opts)
     ia, ib, score = mutual_matches(desc_a, desc_b, ratio)
     if max_matches is not None:
         ia, ib, score = ia[:max_matches], ib[:max_matches], score[:max_matches]
@@ -543,4 +576,5 @@ def match(
         model=spec,
         window=window,
         whitened=whitened,
+        scales=scales,
     )
