@@ -9,6 +9,8 @@ Rows (one run each per seed, trained on the 13 training photos of bench/bench_ma
   whitened; average pooling);
 - ``default recipe, 3 scales``: the same runs matched across image pyramids of 3 levels
   (``featkit match --scales 3``; matching columns only);
+- ``default recipe, perspective warps 0.3``: the recipe with the contrast term's warps made
+  homographies (``featkit train --contrast-perspective 0.3``);
 - ``paper-cae pl+sfl, no contrast`` and ``paper-cae pl, no contrast``: the paper's CAE and
   objective alone (``contrast=0``), otherwise the recipe's settings and readout;
 - ``default recipe, loss L``: the recipe with each other registered loss (plugins included when
@@ -129,6 +131,8 @@ MATCH_GOALS = ("mma3", "easy_n", *(f"view{k}_{c}" for k in range(len(VIEW_BINS))
 RETRIEVAL_GOALS, DUP_R1_GOAL = ("inst_map", "dup_r1", "dup_map", "dig_map"), 0.90
 #: Methods that only match (SIFT) or only search (perceptual hashing): their other table is blank.
 MATCH_ANCHOR, SEARCH_ANCHOR = "sift", "phash"
+#: ``contrast_perspective`` of the row whose contrast term trains on perspective warps.
+PERSPECTIVE = 0.3
 #: Pyramid levels of the multi-scale matching row (``featkit match --scales``): zooms of 0.5-2x.
 PYRAMID_SCALES = 3
 #: Seeds of the held-out sets (fixed, so only training varies with ``--seeds``): bench_match's
@@ -221,7 +225,8 @@ class Trained:
         """A hash of every setting as trained (preset values filled in, so a changed preset
         is a new run)."""
         # a setting added later keeps the keys of runs cached before it while it is unused
-        settings = {k: v for k, v in self.config.resolved().to_dict().items() if k != "out" and (k, v) != ("init", None)}
+        unused = {("init", None), ("contrast_perspective", 0.0)}
+        settings = {k: v for k, v in self.config.resolved().to_dict().items() if k != "out" and (k, v) not in unused}
         return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def build(self, runs: Path) -> tuple[AutoEncoder, float]:
@@ -323,6 +328,7 @@ def table_rows(recipe: Callable[[int], Recipe], losses: list[str]) -> list[Row]:
 
     rows = [Row(RECIPE_ROW, with_changes())]
     rows.append(Row(f"{RECIPE_ROW}, {PYRAMID_SCALES} scales", lambda seed: Multiscale(with_changes()(seed), PYRAMID_SCALES)))
+    rows.append(Row(f"{RECIPE_ROW}, perspective warps {PERSPECTIVE:g}", with_changes(contrast_perspective=PERSPECTIVE)))
     rows += [Row(f"paper-cae {loss}, no contrast", with_changes(encoder="paper-cae", encoder_args={}, loss=loss,
                                                                contrast=0.0))
              for loss in ("pl+sfl", "pl")]  # fmt: skip

@@ -15,7 +15,7 @@ MATCH_COLUMNS = ["easy @1", "easy @3", "easy @5", "easy n",
                  *(f"view {bin} {c}" for bin in ("20-35°", "35-50°", "50-60°") for c in ("@1", "@3", "@5", "n")),
                  *(f"stereo {side} {c}" for side in ("512", "full") for c in ("@1", "@3", "@5", "n"))]  # fmt: skip
 RETRIEVAL_COLUMNS = ["inst mAP", "inst R@1", "dup R@1", "dup mAP", "dig mAP", "dig NMI", "train s"]
-ENCODERS = ["default recipe", "paper-cae pl+sfl, no contrast", "paper-cae pl, no contrast", "default recipe, loss pl",
+ENCODERS = ["default recipe", "default recipe, perspective warps 0.3", "paper-cae pl+sfl, no contrast", "paper-cae pl, no contrast", "default recipe, loss pl",
             "random init", "shipped featkit-cae", "shipped featkit-cae, fine-tuned", "pixels", "daisy"]  # fmt: skip
 #: Each table: its columns, its rows (SIFT and the pyramid row only match, perceptual hashing only
 #: searches).

@@ -23,7 +23,8 @@ _SCHEDULES = ("constant", "cosine")
 #: Settings a resumed run may change without breaking exact continuation.
 RESUMABLE_SETTINGS = ("epochs", "device", "amp", "workers")
 #: Settings added after runs were first written, with the value those runs trained with.
-_LEGACY_SETTINGS: dict[str, Any] = {"warmup": 0, "epoch_windows": 0, "workers": None, "contrast": 0.0, "init": None}
+_LEGACY_SETTINGS: dict[str, Any] = {"warmup": 0, "epoch_windows": 0, "workers": None, "contrast": 0.0, "init": None,
+                                   "contrast_perspective": 0.0}  # fmt: skip
 
 
 class TrainConfigError(FeatkitError, ValueError):
@@ -48,6 +49,8 @@ class TrainConfig:
         loss_options: options of :func:`featkit.create_loss`.
         contrast: weight of the dense warp-contrastive term added to the loss
             (:class:`featkit.training.contrast.WarpContrast`); 0 trains on the reconstruction loss alone.
+        contrast_perspective: largest perspective term of the contrast term's warps, in [0, 0.5)
+            (``WarpContrast.max_perspective``); 0 keeps them similarity warps.
         preset: a name of :data:`featkit.choices.PRESETS`.
         epochs: passes over the images.
         optimizer: ``"sgd"``, ``"adam"`` or ``"adamw"``.
@@ -86,6 +89,7 @@ class TrainConfig:
     loss: str = "pl+sfl"
     loss_options: dict[str, Any] = field(default_factory=dict)
     contrast: float | None = None
+    contrast_perspective: float = 0.0
     preset: str = DEFAULT_PRESET
     epochs: int | None = None
     optimizer: str | None = None
@@ -123,6 +127,8 @@ class TrainConfig:
         _check(config.optimizer in _OPTIMIZERS, f"optimizer must be one of {_OPTIMIZERS}, got '{config.optimizer}'")
         _check(config.schedule in _SCHEDULES, f"schedule must be one of {_SCHEDULES}, got '{config.schedule}'")
         _check(config.contrast >= 0 and math.isfinite(config.contrast), f"contrast must be >= 0, got {config.contrast}")
+        _check(0 <= config.contrast_perspective < 0.5,
+               f"contrast_perspective must be in [0, 0.5), got {config.contrast_perspective}")  # fmt: skip
         _check(config.epochs >= 1, f"epochs must be >= 1, got {config.epochs}")
         _check(0 <= config.warmup < config.epochs, f"warmup must be in [0, epochs), got {config.warmup}")
         _check(config.lr > 0 and math.isfinite(config.lr), f"lr must be a positive number, got {config.lr}")

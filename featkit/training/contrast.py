@@ -8,7 +8,9 @@ al., 2018) over dense descriptors, as in dense contrastive learning (Wang et al.
 
 1. two views of a random ``side x side`` patch of each training window (the whole window when
    it is smaller): the patch itself and a random similarity warp of it (rotation, scale,
-   shift), each with its own lighting change and pixel noise. The patch keeps the term's cost
+   shift; with ``max_perspective`` > 0 a homography: the similarity with random perspective
+   terms, as a camera turned about the patch sees it), each with its own lighting change and
+   pixel noise. The patch keeps the term's cost
    a small share of the reconstruction's on large windows;
 2. the descriptors of both views (:func:`featkit.features.descriptors.stack_cells`: the layer's cells,
    L2-normalised, with the encoder's default window; no whitening);
@@ -31,7 +33,7 @@ import torch.nn.functional as F
 from featkit.encoders import AutoEncoder
 from featkit.features.descriptors import stack_cells
 
-__all__ = ["WarpContrast", "random_similarity", "relight"]
+__all__ = ["WarpContrast", "random_similarity", "random_warps", "relight"]
 
 #: Cells of the warped view closer to its border than this (in [-1, 1] units) are not sampled;
 #: their windows are mostly padding.
@@ -66,6 +68,33 @@ def random_similarity(
     theta[:, 1, 0], theta[:, 1, 1] = scale * torch.sin(angle), scale * torch.cos(angle)
     theta[:, :, 2] = (torch.rand(n, 2, generator=generator) * 2 - 1) * max_shift
     return theta
+
+
+def random_warps(
+    n: int, generator: torch.Generator, *, max_rotation: float, scale_range: tuple[float, float], max_shift: float,
+    max_perspective: float = 0.0,
+) -> torch.Tensor:  # fmt: skip
+    """:func:`random_similarity` as :math:`(n, 3, 3)` homographies, with perspective terms
+    uniform in ``[-max_perspective, max_perspective]`` in the last row when it is above 0
+    (drawn after the similarity, so similarity warps stay the draws they were).
+
+    Output point ``p`` (normalised ``[-1, 1]`` coordinates) samples the input at
+    ``H [p, 1]`` divided by its last coordinate, which stays at least ``1 - 2 max_perspective``
+    inside the patch (so ``max_perspective`` must be below 0.5).
+    """
+    theta = random_similarity(n, generator, max_rotation=max_rotation, scale_range=scale_range, max_shift=max_shift)
+    last = torch.tensor([0.0, 0.0, 1.0]).expand(n, 1, 3)
+    if max_perspective > 0:
+        tilt = (torch.rand(n, 1, 2, generator=generator) * 2 - 1) * max_perspective
+        last = torch.cat([tilt, torch.ones(n, 1, 1)], dim=2)
+    return torch.cat([theta, last], dim=1)
+
+
+def _projected(h: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """``points`` :math:`(P, 3)` homogeneous mapped by each of ``h`` :math:`(n, 3, 3)`:
+    :math:`(n, P, 2)`. Exact for affine ``h`` (the division is by 1)."""
+    mapped = torch.einsum("bij,pj->bpi", h, points)
+    return mapped[..., :2] / mapped[..., 2:]
 
 
 def relight(images: torch.Tensor, generator: torch.Generator, *, strength: float, noise: float) -> torch.Tensor:
@@ -106,6 +135,8 @@ class WarpContrast:
         max_rotation: degrees.
         scale_range: of the warp, log-uniform.
         max_shift: of the warp, in half-sides.
+        max_perspective: largest perspective term of the warp (0: similarity warps; 0.3 is
+            about a camera turned 35 degrees about the patch at a 60-degree field of view).
         lighting: :func:`relight` strength of each view.
         noise: :func:`relight` noise of each view.
     """
@@ -116,6 +147,7 @@ class WarpContrast:
     max_rotation: float = 25.0
     scale_range: tuple[float, float] = (0.8, 1.25)
     max_shift: float = 0.1
+    max_perspective: float = 0.0
     lighting: float = 0.3
     noise: float = 0.03
 
@@ -132,9 +164,9 @@ class WarpContrast:
         """
         images = self._patches(images, generator)
         n, device = images.shape[0], images.device
-        theta = random_similarity(n, generator, max_rotation=self.max_rotation, scale_range=self.scale_range,
-                                  max_shift=self.max_shift)  # fmt: skip
-        grid = F.affine_grid(theta.to(device), list(images.shape), align_corners=False)
+        theta = random_warps(n, generator, max_rotation=self.max_rotation, scale_range=self.scale_range,
+                             max_shift=self.max_shift, max_perspective=self.max_perspective)  # fmt: skip
+        grid = self._grid(theta, images.shape).to(device)
         warped = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
         views = torch.cat([relight(images, generator, strength=self.lighting, noise=self.noise),
                            relight(warped, generator, strength=self.lighting, noise=self.noise)])  # fmt: skip
@@ -145,7 +177,7 @@ class WarpContrast:
         ys, xs = (torch.arange(h) + 0.5) / h * 2 - 1, (torch.arange(w) + 0.5) / w * 2 - 1
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
         points = torch.stack([gx, gy, torch.ones_like(gx)], -1).view(-1, 3)  # cells of the warped view
-        sources = torch.einsum("bij,pj->bpi", theta, points)  # where they sit in the first view
+        sources = _projected(theta, points)  # where they sit in the first view
         total, counted = torch.zeros((), device=device), 0
         for i in range(n):
             usable = (sources[i].abs() < INSIDE).all(1) & (points[:, :2].abs() < BORDER).all(1)
@@ -161,6 +193,18 @@ class WarpContrast:
             total = total + (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
             counted += 1
         return total / max(counted, 1)
+
+    def _grid(self, theta: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        """``grid_sample``'s :math:`(n, H, W, 2)` grid of the warps ``theta`` :math:`(n, 3, 3)`:
+        ``affine_grid`` for similarity warps (the draws and grids the term always had), each
+        output pixel centre mapped by the homography otherwise."""
+        if self.max_perspective == 0:
+            return F.affine_grid(theta[:, :2], list(shape), align_corners=False)
+        h, w = shape[-2:]
+        ys, xs = (torch.arange(h) + 0.5) / h * 2 - 1, (torch.arange(w) + 0.5) / w * 2 - 1
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        pixels = torch.stack([gx, gy, torch.ones_like(gx)], -1).view(-1, 3)
+        return _projected(theta, pixels).view(len(theta), h, w, 2)
 
     def _patches(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A random ``side x side`` patch of each image (sides already no larger are kept)."""

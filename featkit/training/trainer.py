@@ -45,7 +45,7 @@ class Trainer:
             self.init = _start_from(self.model, config.init)
         self.loss = create_loss(config.loss, **config.loss_options).to(device)
         self.probe = create_loss("pl+sfl").to(device)
-        self.contrast = WarpContrast() if config.contrast > 0 else None
+        self.contrast = WarpContrast(max_perspective=config.contrast_perspective) if config.contrast > 0 else None
         self.names = list(PROBE_COMPONENTS) + [n for n in self.loss.weights if n not in PROBE_COMPONENTS]
         self.names += [CONTRAST_COMPONENT] if self.contrast is not None else []
         self.batches_in_step = 0  # batches this process ran in the current step (seeds the contrast term)

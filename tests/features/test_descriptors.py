@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +16,7 @@ from featkit.features.descriptors import describe, descriptor_dim, stack_cells, 
 from featkit.io import write_json
 from featkit.runs.models import load_model, save_model
 from featkit.runs.whitening import WHITENING_FILE, Whitening, fit_whitening
-from featkit.training.contrast import WarpContrast, random_similarity, relight
+from featkit.training.contrast import WarpContrast, random_similarity, random_warps, relight
 from tests.rounding import gamma
 
 
@@ -117,6 +119,32 @@ def test_random_similarity_and_relight_are_seeded_and_bounded():
     images = torch.rand(3, 3, 8, 8) * 2 - 1
     lit = relight(images, torch.Generator().manual_seed(0), strength=0.3, noise=0.03)
     assert lit.shape == images.shape and lit.min() >= -1 and lit.max() <= 1 and not torch.equal(lit, images)
+
+
+def test_perspective_warps_keep_the_similarity_draws_and_map_points_as_their_grid_samples():
+    args = {"max_rotation": 25, "scale_range": (0.8, 1.25), "max_shift": 0.1}
+    similar = random_warps(4, torch.Generator().manual_seed(2), **args)
+    torch.testing.assert_close(similar[:, :2], random_similarity(4, torch.Generator().manual_seed(2), **args))
+    assert bool((similar[:, 2] == torch.tensor([0.0, 0.0, 1.0])).all())
+    tilted = random_warps(4, torch.Generator().manual_seed(2), max_perspective=0.3, **args)
+    torch.testing.assert_close(tilted[:, :2], similar[:, :2])  # the same similarity, then the tilt
+    assert bool((tilted[:, 2, :2].abs() <= 0.3).all()) and bool((tilted[:, 2, :2] != 0).all())
+    # the warped view's pixel (r, c) shows the first view at the point the term pairs it with
+    term = WarpContrast(max_perspective=0.3)
+    side = 33
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, side), torch.linspace(-1, 1, side), indexing="ij")
+    ramp = torch.stack([xx, yy, xx * yy])[None].expand(4, -1, -1, -1)  # pixel values code positions
+    grid = term._grid(tilted, ramp.shape)
+    warped = F.grid_sample(ramp, grid, mode="bilinear", align_corners=False)
+    centre = side // 2
+    x = (centre + 0.5) / side * 2 - 1
+    mapped = tilted @ torch.tensor([x, x, 1.0])
+    expected = mapped[:, :2] / mapped[:, 2:]  # normalised (x, y) in the first view
+    # linspace(-1, 1) puts pixel i at -1 + 2 i / (side - 1): the ramp reads back its own position
+    seen = warped[:, :2, centre, centre] * (side - 1) / side  # grid_sample's align_corners=False scale
+    torch.testing.assert_close(seen, expected, atol=2e-3, rtol=0)
+    value = term(create_encoder("paper-cae"), torch.rand(2, 3, 64, 64) * 2 - 1, torch.Generator().manual_seed(0))
+    assert math.isfinite(value.item()) and value.item() > 0
 
 
 def test_the_contrast_term_rewards_descriptors_that_follow_the_warp():

@@ -59,6 +59,11 @@ def test_contrast_flag_sets_the_term_and_a_negative_weight_is_refused(capsys, ti
     assert "contrast=" not in capsys.readouterr().err
     assert main(["train", str(tiny_folder), "--out", str(tmp_path / "neg"), "--quiet", *SMALL, "--contrast", "-1"]) == 2
     assert not (tmp_path / "neg").exists()
+    assert main(["train", str(tiny_folder), "--out", str(tmp_path / "tilt"), "--quiet", *SMALL, "--contrast", "0.1",
+                 "--contrast-perspective", "0.3"]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "tilt" / "config.json").read_text())["train"]["contrast_perspective"] == 0.3
+    assert main(["train", str(tiny_folder), "--out", str(tmp_path / "far"), "--quiet", *SMALL,
+                 "--contrast-perspective", "0.5"]) == 2  # fmt: skip
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(capsys, monkeypatch, tiny_folder, tmp_path):
