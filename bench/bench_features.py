@@ -225,8 +225,8 @@ class Trained:
         """A hash of every setting as trained (preset values filled in, so a changed preset
         is a new run)."""
         # a setting added later keeps the keys of runs cached before it while it is unused
-        unused = {("init", None), ("contrast_perspective", 0.0)}
-        settings = {k: v for k, v in self.config.resolved().to_dict().items() if k != "out" and (k, v) not in unused}
+        unused = {"out": self.config.out, "init": None, "contrast_perspective": 0.0}
+        settings = {k: v for k, v in self.config.resolved().to_dict().items() if k not in unused or v != unused[k]}
         return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def build(self, runs: Path) -> tuple[AutoEncoder, float]:

@@ -79,7 +79,7 @@ def train(
     ] = None,
     loss: Annotated[str, typer.Option("--loss", "-l", help="Loss spec, e.g. pl, sfl, pl+sfl (eq. 7), pl+0.5*sfl.")] = "pl+sfl",
     contrast: Annotated[Optional[float], typer.Option("--contrast", min=0.0, help="Weight of the dense warp-contrastive term that teaches the features to find the same place in a warped, re-lit copy (0: reconstruction alone; default: the preset's, 0.1 for standard, 0 for paper, fast and quality).")] = None,
-    contrast_perspective: Annotated[float, typer.Option("--contrast-perspective", min=0.0, max=0.49, help="Largest perspective term of the contrast term's warps (0: similarity warps; 0.3: about a camera turned 35 degrees about the patch).")] = 0.0,
+    contrast_perspective: Annotated[float, typer.Option("--contrast-perspective", min=0.0, max=0.49, help="Largest perspective term of the contrast term's warps (0: similarity warps; 0.3: about a camera turned 30 degrees about the patch).")] = 0.0,
     encoder: Annotated[str, typer.Option("--encoder", "-e", help="Encoder name (see `featkit encoders`); with --init, the init model's.")] = "paper-cae",
     init: Annotated[Optional[str], typer.Option("--init", help="Start from this model's weights and fine-tune it on FOLDER: a shipped model (featkit-cae, see `featkit encoders`) or a run directory. Default: random weights from --seed.")] = None,
     preset: Annotated[str, typer.Option("--preset", help=f"Settings to start from: {', '.join(PRESETS)}.")] = DEFAULT_PRESET,

@@ -136,7 +136,7 @@ class WarpContrast:
         scale_range: of the warp, log-uniform.
         max_shift: of the warp, in half-sides.
         max_perspective: largest perspective term of the warp (0: similarity warps; 0.3 is
-            about a camera turned 35 degrees about the patch at a 60-degree field of view).
+            about a camera turned 30 degrees about the patch at a 60-degree field of view).
         lighting: :func:`relight` strength of each view.
         noise: :func:`relight` noise of each view.
     """
