@@ -5,6 +5,7 @@ The pipeline, one function per step:
 1. :func:`dense_descriptors`: every cell of a hidden layer's map becomes an L2-normalised
    descriptor placed at the cell's centre in input pixels; cells on flat image regions (no
    local contrast) are skipped, since they have nothing to match.
+   :func:`pyramid_descriptors` does the same on an image pyramid, for a change of scale.
 2. :func:`mutual_matches`: symmetric nearest neighbours found with faiss (exact inner-product
    search on unit vectors, computed block by block, so an N x M distance
    matrix is never held) and Lowe's ratio test applied in both directions.
@@ -340,7 +341,8 @@ class MatchResult:
         model: the model's spec or encoder name.
         window: cells per side stacked into each descriptor.
         whitened: whether the run's descriptor whitening was applied.
-        scales: pyramid levels each image was described at (:func:`pyramid_descriptors`).
+        scales: pyramid levels asked for (:func:`pyramid_descriptors`; a small image may use
+            fewer).
     """
 
     matches: np.ndarray
