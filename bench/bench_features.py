@@ -59,7 +59,7 @@ with equal settings share them), so an interrupted run resumes where it stopped.
     python bench/bench_features.py             # 3 seeds x 8 trainings of 1216 steps (10 with the
                                                # ffl and ssim plugins), 2-4 minutes each on 2
                                                # threads, and about 1.5 minutes of measuring per
-                                               # row: 1 seed took 40 minutes on 2026-12-07
+                                               # row: 1 seed took about 35 minutes on 2026-12-07
     python bench/bench_features.py --seeds 5   # more seeds
     python bench/bench_features.py --seeds 1 --row "shipped featkit-cae"   # some rows (and the anchors)
     python bench/bench_features.py --quick     # CI smoke run, 25 s there (limit 2 minutes): 1 seed,
