@@ -90,6 +90,14 @@ def random_warps(
     return torch.cat([theta, last], dim=1)
 
 
+def _centres(h: int, w: int) -> torch.Tensor:
+    """Centres of an ``h x w`` grid in normalised coordinates (``align_corners=False``), row by
+    row, homogeneous: :math:`(h w, 3)` of ``(x, y, 1)``."""
+    ys, xs = (torch.arange(h) + 0.5) / h * 2 - 1, (torch.arange(w) + 0.5) / w * 2 - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([gx, gy, torch.ones_like(gx)], -1).view(-1, 3)
+
+
 def _projected(h: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """``points`` :math:`(P, 3)` homogeneous mapped by each of ``h`` :math:`(n, 3, 3)`:
     :math:`(n, P, 2)`. Exact for affine ``h`` (the division is by 1)."""
@@ -174,9 +182,7 @@ class WarpContrast:
         units = stack_cells(maps.float(), model.default_window, model.normalise_cells)
         first, second = units[:n], units[n:]
         h, w = units.shape[-2:]
-        ys, xs = (torch.arange(h) + 0.5) / h * 2 - 1, (torch.arange(w) + 0.5) / w * 2 - 1
-        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-        points = torch.stack([gx, gy, torch.ones_like(gx)], -1).view(-1, 3)  # cells of the warped view
+        points = _centres(h, w)  # cells of the warped view
         sources = _projected(theta, points)  # where they sit in the first view
         total, counted = torch.zeros((), device=device), 0
         for i in range(n):
@@ -201,10 +207,7 @@ class WarpContrast:
         if self.max_perspective == 0:
             return F.affine_grid(theta[:, :2], list(shape), align_corners=False)
         h, w = shape[-2:]
-        ys, xs = (torch.arange(h) + 0.5) / h * 2 - 1, (torch.arange(w) + 0.5) / w * 2 - 1
-        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-        pixels = torch.stack([gx, gy, torch.ones_like(gx)], -1).view(-1, 3)
-        return _projected(theta, pixels).view(len(theta), h, w, 2)
+        return _projected(theta, _centres(h, w)).view(len(theta), h, w, 2)
 
     def _patches(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A random ``side x side`` patch of each image (sides already no larger are kept)."""
