@@ -28,7 +28,7 @@ from featkit.runtime.devices import resolve_device
 
 __all__ = [
     "BASELINE_SEED", "CONFIG_FILE", "DEFAULT_MODEL", "PRETRAINED_DIR", "WEIGHTS_FILE", "load_encoder", "load_model",
-    "pretrained_models", "save_model",
+    "pretrained_models", "run_directory", "save_model",
 ]  # fmt: skip
 
 
@@ -45,6 +45,13 @@ def pretrained_models() -> dict[str, Path]:
     if not PRETRAINED_DIR.is_dir():
         return {}
     return {d.name: d for d in sorted(PRETRAINED_DIR.iterdir()) if (d / CONFIG_FILE).is_file()}
+
+
+def run_directory(spec: str | os.PathLike) -> Path | None:
+    """The run directory ``spec`` names: itself when it is a directory (which wins over a
+    shipped model of that name), else the shipped model's; ``None`` for neither."""
+    path = Path(spec)
+    return path if path.is_dir() else pretrained_models().get(str(spec))
 
 
 def save_model(run_dir: str | os.PathLike, model: AutoEncoder) -> Path:
@@ -111,19 +118,16 @@ def load_model(spec: str | os.PathLike | None = None, *, device: str | torch.dev
         UnknownNameError: a name that is neither a directory nor a registered encoder.
     """
     spec = DEFAULT_MODEL if spec is None else spec
-    path = Path(spec)
-    shipped = pretrained_models()
-    if path.is_dir():
-        model, config = _from_run_dir(path)
-    elif str(spec) in shipped:
-        model, config = _from_run_dir(shipped[str(spec)])
+    path, run_dir = Path(spec), run_directory(spec)
+    if run_dir is not None:
+        model, config = _from_run_dir(run_dir)
     elif path.suffix in (".safetensors", ".json") and path.exists():
         model, config = _from_run_dir(path.parent)
     else:
         try:
             model = create_encoder(str(spec))
         except FeatkitError as exc:
-            names = ", ".join(shipped) or "none installed"
+            names = ", ".join(pretrained_models()) or "none installed"
             raise type(exc)(f"'{spec}' is neither a run directory, a shipped model ({names}) nor an encoder: {exc}") from exc
         config = {"encoder": model.config}
     return model.to(device).eval(), config

@@ -13,7 +13,7 @@ from typing import Any
 from featkit.choices import DEFAULT_PRESET, PRESETS
 from featkit.errors import CheckpointError, FeatkitError
 from featkit.io import read_json
-from featkit.runs.models import CONFIG_FILE, pretrained_models
+from featkit.runs.models import CONFIG_FILE, pretrained_models, run_directory
 
 __all__ = ["RESUMABLE_SETTINGS", "TrainConfig", "TrainConfigError", "stored_config"]
 
@@ -155,14 +155,11 @@ class TrainConfig:
 def _with_init_encoder(config: TrainConfig) -> TrainConfig:
     """``config`` training the init model's encoder, with ``init`` as an absolute path when it
     is a run directory (what ``config.json`` records)."""
-    shipped = pretrained_models()
-    if Path(config.init).is_dir():
-        init, run_dir = str(Path(config.init).resolve()), Path(config.init)
-    elif config.init in shipped:
-        init, run_dir = config.init, shipped[config.init]
-    else:
-        names = ", ".join(shipped) or "none installed"
+    run_dir = run_directory(config.init)
+    if run_dir is None:
+        names = ", ".join(pretrained_models()) or "none installed"
         raise TrainConfigError(f"--init '{config.init}' is neither a run directory nor a shipped model ({names})")
+    init = str(run_dir.resolve()) if Path(config.init).is_dir() else config.init
     try:
         encoder = read_json(run_dir / CONFIG_FILE)["encoder"]
         name, args = encoder["name"], encoder.get("args", {})
