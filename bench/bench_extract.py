@@ -164,6 +164,8 @@ def projection_ms(model_name: str, size: tuple[int, int], repeats: int = 3) -> f
     from featkit.runs.models import load_encoder
     from featkit.runs.whitening import whitening_for
 
+    from bench_readout import best_ms
+
     model, _ = load_encoder(model_name)
     info = model.layer_info(None)
     whitening = whitening_for(model, info.name, model.default_window)
@@ -178,13 +180,8 @@ def projection_ms(model_name: str, size: tuple[int, int], repeats: int = 3) -> f
         for first in range(0, h, rows):
             F.conv2d(inputs[:, :, first : min(h, first + rows) + 2 * pad], weight, padding=(0, pad))
 
-    best = float("inf")
     with torch.inference_mode():
-        for _ in range(repeats + 1):
-            t0 = time.perf_counter()
-            convolve()
-            best = min(best, time.perf_counter() - t0)
-    return 1e3 * best
+        return best_ms(convolve, repeats)
 
 
 def bench_readout(tmp: Path, count: int, size: tuple[int, int], repeats: int) -> None:
@@ -233,25 +230,18 @@ def bench_match(repeats: int, max_side: int = 512) -> None:
     from featkit.runs.models import DEFAULT_MODEL, load_encoder
     from featkit.tasks.matching import dense_descriptors, mutual_matches
 
+    from bench_readout import best_ms
+
     a, b = sample_images() / "motorcycle_left.png", sample_images() / "motorcycle_right.png"
     model, _ = load_encoder(DEFAULT_MODEL)
     images = [load_image(p, max_side=max_side) for p in (a, b)]
 
-    def best(action) -> float:
-        action()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            action()
-            times.append(time.perf_counter() - t0)
-        return 1e3 * min(times)
-
     with torch.inference_mode():
-        forward = best(lambda: [model.features(x[None], model.default_layer) for x in images])
+        forward = best_ms(lambda: [model.features(x[None], model.default_layer) for x in images], repeats)
     described = [dense_descriptors(model, x) for x in images]
-    search = best(lambda: mutual_matches(described[0][0], described[1][0], 0.8))
-    ours = best(lambda: featkit.match(a, b, max_side=max_side))
-    daisy = best(lambda: featkit.match(a, b, "daisy", max_side=max_side))
+    search = best_ms(lambda: mutual_matches(described[0][0], described[1][0], 0.8), repeats)
+    ours = best_ms(lambda: featkit.match(a, b, max_side=max_side), repeats)
+    daisy = best_ms(lambda: featkit.match(a, b, "daisy", max_side=max_side), repeats)
     print(
         f"match    motorcycle pair at {max_side} px: featkit.match with {DEFAULT_MODEL} {ours:.0f} ms | daisy {daisy:.0f} ms "
         f"({daisy / ours:.1f}x ours) | two forward passes {forward:.0f} ms + mutual-NN search of "
