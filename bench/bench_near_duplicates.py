@@ -12,7 +12,10 @@ sample photos, so that a variant is chosen on one split and judged on the other:
 Each edited copy is searched among the originals of the 20 sample photos (cosine, pooled
 features). Variants: the read-out ``featkit search`` uses today (average pooling, grid 1), a 2 x 2
 grid, max and GeM pooling, and the images made grey and blurred (Gaussian, sigma in pixels)
-before they are described, on both sides of the search. The perceptual hash is the anchor.
+before they are described, on both sides of the search. The perceptual hash is the anchor. The
+``--rerank R`` rows are ``featkit search --rerank R`` itself, end to end: the originals written as
+PNG files, ``featkit.extract`` and ``featkit.build_index`` over them, and each edited copy (a PNG
+too) searched with its first R hits re-ranked by spatial verification.
 
     python bench/bench_near_duplicates.py                      # the shipped model
     python bench/bench_near_duplicates.py -m runs/bench-features/runs/<run>
@@ -38,7 +41,7 @@ from featkit.runs.models import load_encoder  # noqa: E402
 
 from bench_features import DUP_SEED, Scale  # noqa: E402
 from bench_match import EVAL_PHOTOS, NOT_TRAINED  # noqa: E402
-from hard_sets import EDITS, PerceptualHash, near_duplicates, search_scores  # noqa: E402
+from hard_sets import EDITS, PerceptualHash, Reranked, near_duplicates, reranked_ranks, search_scores  # noqa: E402
 
 Images = list[torch.Tensor]
 
@@ -75,6 +78,10 @@ def variants(model) -> dict[str, Callable[[Images], np.ndarray]]:
     }
 
 
+#: ``featkit search --rerank`` depths measured.
+RERANK_DEPTHS = (5, 10)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-m", "--model", default=None, help="a run directory or shipped model (default: the shipped one)")
@@ -97,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
                         for i in range(len(EDITS))]  # each original's copies come in EDITS order  # fmt: skip
             print(f"| {split} | {name} | {scores['r1']:.3f} | {scores['map']:.3f} | "
                   + " | ".join(f"{v:.2f}" for v in per_edit) + " |", flush=True)  # fmt: skip
+        for depth in RERANK_DEPTHS:
+            ranks, seconds = reranked_ranks(Reranked(described["model"], depth), dups)
+            per_edit = [np.mean(ranks[i :: len(EDITS)] == 1) for i in range(len(EDITS))]
+            print(f"| {split} | avg, --rerank {depth} ({seconds:.1f} s per query) | {np.mean(ranks == 1):.3f} | "
+                  f"{np.mean(1.0 / ranks):.3f} | " + " | ".join(f"{v:.2f}" for v in per_edit) + " |", flush=True)  # fmt: skip
     return 0
 
 

@@ -20,6 +20,8 @@ Matching is the same for every method: mutual nearest neighbours that pass Lowe'
 from __future__ import annotations
 
 import io
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,7 +80,7 @@ def stereo_pair() -> dict:
     return {"a": tensor(left), "b": tensor(right), "disparity": disparity}
 
 
-def _to_pil(image: torch.Tensor) -> Image.Image:
+def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(((image.permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8))
 
 
@@ -88,7 +90,7 @@ def _to_tensor(image: Image.Image) -> torch.Tensor:
 
 def edit(image: torch.Tensor, kind: str, rng: np.random.Generator) -> torch.Tensor:
     """One of :data:`EDITS` applied to :math:`(3, H, W)` in [-1, 1], as a photo editor does it."""
-    pil = _to_pil(image)
+    pil = to_pil(image)
     w, h = pil.size
     if kind == "crop":
         keep = rng.uniform(0.6, 0.8)
@@ -154,7 +156,7 @@ class Sift:
 
     def describe(self, image: torch.Tensor, max_side: int | None) -> tuple[np.ndarray, np.ndarray]:
         """Keypoints in the original pixels :math:`(K, 2)` and unit descriptors :math:`(K, 128)`."""
-        grey = np.asarray(_to_pil(image).convert("L"))
+        grey = np.asarray(to_pil(image).convert("L"))
         h, w = grey.shape
         factor = 1.0 if max_side is None or max(h, w) <= max_side else max_side / max(h, w)
         if factor != 1.0:
@@ -174,26 +176,36 @@ class PerceptualHash:
     def embed(self, images: list[torch.Tensor]) -> np.ndarray:
         rows = []
         for image in images:
-            grey = np.asarray(_to_pil(image).convert("L").resize((32, 32), Image.Resampling.LANCZOS), np.float64)
+            grey = np.asarray(to_pil(image).convert("L").resize((32, 32), Image.Resampling.LANCZOS), np.float64)
             low = dctn(grey, norm="ortho")[:8, :8]
             rows.append(np.where(low > np.median(low), 1.0, -1.0).ravel())
         return np.array(rows, np.float32)
 
 
 @dataclass(frozen=True)
-class Pyramid:
-    """An encoder matched across an image pyramid (``featkit match --scales``); it takes part
-    in matching only."""
+class Matcher:
+    """An encoder matched with options of ``featkit match`` (``--scales``, ``--keypoints``);
+    it takes part in matching only."""
 
     model: AutoEncoder
-    scales: int
+    scales: int = 1
+    keypoints: str = "dense"
 
 
-Method = AutoEncoder | Pyramid | Sift | PerceptualHash
+@dataclass(frozen=True)
+class Reranked:
+    """A model searched through ``featkit search --rerank depth`` (near-duplicates only): the
+    model's spec, since search runs on files as a user's would."""
+
+    spec: str
+    depth: int
+
+
+Method = AutoEncoder | Matcher | Reranked | Sift | PerceptualHash
 
 
 def correspondences(
-    method: AutoEncoder | Pyramid | Sift, a: torch.Tensor, b: torch.Tensor, max_side: int | None,
+    method: AutoEncoder | Matcher | Sift, a: torch.Tensor, b: torch.Tensor, max_side: int | None,
     window: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Matches of A to B in the original pixels: ``(pa, pb)``, each :math:`(K, 2)`; ``window``
@@ -202,10 +214,31 @@ def correspondences(
         (xy_a, da), (xy_b, db) = method.describe(a, max_side), method.describe(b, max_side)
         ia, ib, _ = mutual_matches(da, db, RATIO)
         return xy_a[ia], xy_b[ib]
-    model, scales = (method.model, method.scales) if isinstance(method, Pyramid) else (method, 1)
-    found = featkit.match(a, b, model, ratio=RATIO, ransac="none", max_side=max_side, window=window,
-                          scales=scales).matches  # fmt: skip
+    matcher = method if isinstance(method, Matcher) else Matcher(method)
+    found = featkit.match(a, b, matcher.model, ratio=RATIO, ransac="none", max_side=max_side, window=window,
+                          scales=matcher.scales, keypoints=matcher.keypoints).matches  # fmt: skip
     return np.c_[found["xa"], found["ya"]], np.c_[found["xb"], found["yb"]]
+
+
+def reranked_ranks(method: Reranked, dups: NearDuplicates) -> tuple[np.ndarray, float]:
+    """Each query's rank of its original through ``featkit search --rerank``, end to end on
+    files: the originals and the edited copies written as PNG files, ``featkit.extract`` and
+    ``featkit.build_index`` over the originals, every copy searched. Also the seconds per query."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "gallery").mkdir()
+        for i, image in enumerate(dups.base):
+            to_pil(image).save(folder / "gallery" / f"{i:03d}.png")
+        queries = [folder / f"query-{i:03d}.png" for i in range(len(dups.queries))]
+        for path, image in zip(queries, dups.queries):
+            to_pil(image).save(path)
+        featkit.extract(folder / "gallery", method.spec, folder / "f.npy")
+        featkit.build_index(folder / "f.npy", folder / "f.faiss")
+        start = time.perf_counter()
+        results = featkit.search(folder / "f.faiss", queries, k=len(dups.base), rerank=method.depth)
+        seconds = (time.perf_counter() - start) / len(queries)
+    ranks = [next(hit.rank for hit in r.neighbours if Path(hit.path).stem == f"{t:03d}") for r, t in zip(results, dups.truth)]
+    return np.array(ranks), seconds
 
 
 # -- scoring --------------------------------------------------------------------------------------------

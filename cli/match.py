@@ -10,9 +10,10 @@ import typer
 
 from featkit.cli._common import DeviceOpt, ModelOpt, OverwriteOpt, err_console, out_console
 from featkit.io import ensure_new
-from featkit.choices import RANSAC_MODEL_NAMES
+from featkit.choices import KEYPOINT_MODES, RANSAC_MODEL_NAMES
 
 Ransac = Enum("Ransac", {name: name for name in RANSAC_MODEL_NAMES}, type=str)
+KeypointMode = Enum("KeypointMode", {name: name for name in KEYPOINT_MODES}, type=str)
 
 #: Exit status when matching ran fine but no match survived (outputs are still written).
 NO_MATCHES_EXIT = 3
@@ -34,13 +35,14 @@ def match(
     window: Annotated[Optional[int], typer.Option("--window", min=1, help="Stack the WINDOW x WINDOW neighbouring cells into each descriptor (odd; 1: the cell alone). Default: the encoder's, 3 for the CAEs.")] = None,
     whiten: Annotated[bool, typer.Option("--whiten/--no-whiten", help="Apply the run's descriptor whitening, fitted on its training images (trained runs have one).")] = True,
     scales: Annotated[int, typer.Option("--scales", min=1, help="Describe each image on a pyramid of this many levels, 1/sqrt(2) apart, and match across them: 3 covers a zoom of 0.5-2x between the images (about 1.75x the descriptors and 3x the search of 1).")] = 1,
+    keypoints: Annotated[KeypointMode, typer.Option("--keypoints", help="dense: every cell of the layer with contrast; log: sparse blobs of the normalised LoG (the paper's eq. 5), each described on a patch turned and scaled to its own orientation and scale: fewer, surer matches under viewpoint change, zoom and roll (takes no --scales).")] = KeypointMode.dense,
     max_size_ratio: Annotated[float, typer.Option("--max-size-ratio", min=1.0, help="Refuse pairs whose longer sides, as matched, differ by more than this factor.")] = 4.0,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
 ) -> int:
     """Match IMAGE_A to IMAGE_B with MODEL's dense hidden features (default: the shipped featkit-cae) and draw the matches.
 
-    Descriptors are the cells of a hidden layer, each L2-normalised and stacked with its neighbours (--window), then whitened when MODEL is a trained run; mutual nearest neighbours (faiss) that pass Lowe's ratio test both ways are verified with RANSAC. Coordinates are in the original images' pixels. One summary line goes to stdout.
+    Descriptors are the cells of a hidden layer, each L2-normalised and stacked with its neighbours (--window), then whitened when MODEL is a trained run; with --keypoints log they are read at sparse LoG blobs instead, each on a patch resampled to the blob's scale and orientation. Mutual nearest neighbours (faiss) that pass Lowe's ratio test both ways are verified with RANSAC. Coordinates are in the original images' pixels. One summary line goes to stdout.
 
     Exit status: 0 matches found; 1 error (unreadable image, sizes more than --max-size-ratio apart, bad options); 2 usage error; 3 ran fine but found no matches (none survived the ratio test or RANSAC): the picture and an empty but valid JSON are still written.
     """
@@ -53,11 +55,13 @@ def match(
         ensure_new(json_out, overwrite=overwrite)
     if window is not None and window % 2 == 0:
         raise typer.BadParameter(f"must be odd, got {window}", param_hint="'--window'")
+    if keypoints is KeypointMode.log and scales != 1:
+        raise typer.BadParameter("LoG keypoints are described at their own scale; leave --scales at 1", param_hint="'--scales'")
     with err_console.status("matching"):
         result = find_matches(
             image_a, image_b, model, layer=layer, ratio=ratio, ransac=ransac.value, max_matches=max_matches,
             max_side=max_side or None, ransac_threshold=ransac_threshold, window=window, whiten=whiten,
-            scales=scales, max_size_ratio=max_size_ratio, gt_homography=gt_homography, device=device,
+            scales=scales, keypoints=keypoints.value, max_size_ratio=max_size_ratio, gt_homography=gt_homography, device=device,
         )  # fmt: skip
         save_match_plot(out, image_a, image_b, result, overwrite=overwrite)
         if json_out is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CLUSTER_METHODS", "DEFAULT_PRESET", "INDEX_KINDS", "METRICS", "POOLS", "PRESETS", "RANSAC_MODEL_NAMES"]
+__all__ = ["CLUSTER_METHODS", "DEFAULT_PRESET", "INDEX_KINDS", "METRICS", "POOLS", "PRESETS", "KEYPOINT_MODES", "RANSAC_MODEL_NAMES"]
 
 #: Training presets (see :mod:`featkit.training`): the settings each fills in when a
 #: :class:`~featkit.training.TrainConfig` leaves them as ``None``.
@@ -45,6 +45,11 @@ METRICS = ("cosine", "l2")
 
 #: Methods of :func:`featkit.cluster`.
 CLUSTER_METHODS = ("kmeans", "agglomerative", "dbscan")
+
+#: Where :func:`featkit.match` describes an image: every informative cell of the layer's grid
+#: (``dense``), or at blobs of the normalised LoG, each at its scale and orientation (``log``,
+#: :mod:`featkit.tasks.keypoints`).
+KEYPOINT_MODES = ("dense", "log")
 
 #: Geometric verification of :func:`featkit.match`; ``none`` keeps every match.
 RANSAC_MODEL_NAMES = ("homography", "affine", "fundamental", "none")

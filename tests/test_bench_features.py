@@ -17,11 +17,16 @@ MATCH_COLUMNS = ["easy @1", "easy @3", "easy @5", "easy n",
 RETRIEVAL_COLUMNS = ["inst mAP", "inst R@1", "dup R@1", "dup mAP", "dig mAP", "dig NMI", "train s"]
 ENCODERS = ["default recipe", "default recipe, perspective warps 0.3", "paper-cae pl+sfl, no contrast", "paper-cae pl, no contrast", "default recipe, loss pl",
             "random init", "shipped featkit-cae", "shipped featkit-cae, fine-tuned", "pixels", "daisy"]  # fmt: skip
-#: Each table: its columns, its rows (SIFT and the pyramid row only match, perceptual hashing only
-#: searches).
+#: Each table: its columns, its rows (SIFT, the pyramid and the LoG keypoint rows only match,
+#: perceptual hashing only searches).
+MATCHING = [ENCODERS[0], "default recipe, 3 scales", "default recipe, LoG keypoints", *ENCODERS[1:7],
+            "shipped featkit-cae, LoG keypoints", *ENCODERS[7:]]  # fmt: skip
+#: ... and the rerank rows only search near-duplicates.
+SEARCHING = [ENCODERS[0], "default recipe, search --rerank 5", *ENCODERS[1:7], "shipped featkit-cae, search --rerank 5",
+             *ENCODERS[7:]]  # fmt: skip
 TABLES = [
-    (MATCH_COLUMNS, [ENCODERS[0], "default recipe, 3 scales", *ENCODERS[1:], "sift", "gap to daisy (default recipe - daisy)", "gap to sift (default recipe - sift)"]),
-    (RETRIEVAL_COLUMNS, [*ENCODERS, "phash", "gap to daisy (default recipe - daisy)", "gap to phash (default recipe - phash)"]),
+    (MATCH_COLUMNS, [*MATCHING, "sift", "gap to daisy (default recipe - daisy)", "gap to sift (default recipe - sift)"]),
+    (RETRIEVAL_COLUMNS, [*SEARCHING, "phash", "gap to daisy (default recipe - daisy)", "gap to phash (default recipe - phash)"]),
 ]  # fmt: skip
 
 
@@ -45,7 +50,9 @@ def test_bench_features_quick_prints_the_table(tmp_path):
         assert [row[0] for row in table[2:]] == rows
         for row in table[2:]:
             assert len(row) == 1 + len(columns), row
-            assert all(math.isfinite(float(cell.split()[0])) for cell in row[1:]), row
+            assert all(math.isfinite(float(cell.split()[0])) for cell in row[1:] if "rerank" not in row[0] or cell != "-"), row
+            if "rerank" in row[0]:  # near-duplicate columns only
+                assert [c for c, v in zip(columns, row[1:]) if v != "-"] == ["dup R@1", "dup mAP", "train s"], row
     targets = [line for line in proc.stdout.splitlines() if line.startswith("target ")]
-    assert len(targets) == 7 + 12 + 5 and all(line.endswith((": met", ": not met")) for line in targets)
+    assert len(targets) == 7 + 12 + 5 + 12 + 3 and all(line.endswith((": met", ": not met")) for line in targets)
     assert "same settings, same runs" not in proc.stdout  # the recipe adds the contrast term to the paper's CAE

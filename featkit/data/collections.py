@@ -31,7 +31,7 @@ from featkit.data.samples import sample_images
 from featkit.data.shards import expand_shards
 from featkit.errors import ImageError
 
-__all__ = ["Collection", "open_collection", "scan_sizes"]
+__all__ = ["Collection", "open_collection", "ref_for_name", "scan_sizes"]
 
 
 @dataclass
@@ -122,6 +122,31 @@ def open_collection(images: str | os.PathLike | Sequence[str | os.PathLike] | No
     if not collection.refs:
         raise ImageError(f"no images found in {text}")
     return collection
+
+
+def ref_for_name(name: str) -> ImageRef:
+    """The image a manifest names: a file's path, or ``shard.tar:member`` as
+    :func:`open_collection` names a tar member (found by reading the shard's headers).
+
+    Raises:
+        ImageError: no such file, shard or member.
+    """
+    shard, tar_suffix, member = name.rpartition(".tar:")
+    if tar_suffix and not Path(name).is_file():
+        shard += ".tar"
+        try:
+            with tarfile.open(shard, "r:") as tar:
+                info = tar.getmember(member)
+        except FileNotFoundError as exc:
+            raise ImageError(f"no such shard: {shard}") from exc
+        except KeyError as exc:
+            raise ImageError(f"{shard} has no member {member}") from exc
+        except (tarfile.TarError, OSError) as exc:
+            raise ImageError(f"{shard}: not a readable uncompressed tar shard ({exc})") from exc
+        return ImageRef(name, shard, info.offset_data, info.size)
+    if not Path(name).is_file():
+        raise ImageError(f"no such image: {name}")
+    return ImageRef(name, name)
 
 
 def _listed(list_file: Path) -> list[ImageRef]:

@@ -142,12 +142,14 @@ def exact_knn(
 @dataclass(frozen=True)
 class Neighbour:
     """One search hit: ``rank`` (1 = nearest), row ``id`` in the features, ``path`` of the
-    image (``None`` for bare vectors) and ``distance``."""
+    image (``None`` for bare vectors), ``distance``, and ``inliers``: homography inliers with
+    the query when the hit was verified (``featkit search --rerank``), else ``None``."""
 
     rank: int
     id: int
     path: str | None
     distance: float
+    inliers: int | None = None
 
 
 class FeatureIndex:

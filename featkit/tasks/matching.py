@@ -5,7 +5,9 @@ The pipeline, one function per step:
 1. :func:`dense_descriptors`: every cell of a hidden layer's map becomes an L2-normalised
    descriptor placed at the cell's centre in input pixels; cells on flat image regions (no
    local contrast) are skipped, since they have nothing to match.
-   :func:`pyramid_descriptors` does the same on an image pyramid, for a change of scale.
+   :func:`pyramid_descriptors` does the same on an image pyramid, for a change of scale;
+   :func:`~featkit.tasks.keypoints.keypoint_descriptors` describes sparse LoG keypoints
+   instead, each on a patch resampled to its scale and orientation (``keypoints="log"``).
 2. :func:`mutual_matches`: symmetric nearest neighbours found with faiss (exact inner-product
    search on unit vectors, computed block by block, so an N x M distance
    matrix is never held) and Lowe's ratio test applied in both directions.
@@ -38,7 +40,7 @@ import torch.nn.functional as F
 from skimage.measure import ransac
 from threadpoolctl import threadpool_limits
 
-from featkit.choices import RANSAC_MODEL_NAMES
+from featkit.choices import KEYPOINT_MODES, RANSAC_MODEL_NAMES
 from featkit.data.images import load_images
 from featkit.encoders import AutoEncoder
 from featkit.errors import ImageError, MatchError
@@ -49,6 +51,7 @@ from featkit.runs.whitening import whitening_for
 from featkit.runtime.devices import resolve_device
 from featkit.tasks.fitting import AffineFit, EpipolarTransform, HomographyFit
 from featkit.tasks.homography import evaluate_homography, load_homography
+from featkit.tasks.keypoints import keypoint_descriptors
 
 __all__ = [
     "EpipolarTransform",
@@ -343,6 +346,7 @@ class MatchResult:
         whitened: whether the run's descriptor whitening was applied.
         scales: pyramid levels asked for (:func:`pyramid_descriptors`; a small image may use
             fewer).
+        keypoints: where descriptors were taken, one of :data:`~featkit.choices.KEYPOINT_MODES`.
     """
 
     matches: np.ndarray
@@ -359,6 +363,7 @@ class MatchResult:
     window: int = 1
     whitened: bool = False
     scales: int = 1
+    keypoints: str = "dense"
 
     @property
     def num_inliers(self) -> int:
@@ -371,7 +376,8 @@ class MatchResult:
         verified = "unverified" if self.ransac == "none" else f"{self.num_inliers} {self.ransac} inliers"
         line = (
             f"{k} matches, {verified}; layer {self.layer} (stride {self.stride}, window {self.window}"
-            f"{', whitened' if self.whitened else ''}{f', {self.scales} scales' if self.scales > 1 else ''}), "
+            f"{', whitened' if self.whitened else ''}{f', {self.scales} scales' if self.scales > 1 else ''}"
+            f"{', LoG keypoints' if self.keypoints == 'log' else ''}), "
             f"{self.num_descriptors[0]} x {self.num_descriptors[1]} descriptors; model {self.model}"
         )
         if self.evaluation is not None:
@@ -396,6 +402,7 @@ class MatchResult:
             "window": self.window,
             "whitened": self.whitened,
             "scales": self.scales,
+            "keypoints": self.keypoints,
             "size_a": list(self.size_a),
             "size_b": list(self.size_b),
             "ransac": self.ransac,
@@ -463,6 +470,7 @@ def match(
     whiten: bool = True,
     min_contrast: float = 0.01,
     scales: int = 1,
+    keypoints: str = "dense",
     max_size_ratio: float = 4.0,
     gt_homography: np.ndarray | str | os.PathLike | None = None,
     device: str | torch.device | None = None,
@@ -493,6 +501,10 @@ def match(
         scales: describe each image on a pyramid of this many levels, :data:`PYRAMID_STEP`
             apart, and match across levels (:func:`pyramid_descriptors`): 3 levels cover a zoom
             of 0.5-2x between the images; 1 (default) matches the images at one size.
+        keypoints: ``"dense"`` (default): every cell of the layer with contrast;
+            ``"log"``: sparse blobs of the normalised LoG, each described on a patch resampled
+            to its scale and dominant orientation (:mod:`featkit.tasks.keypoints`): fewer
+            descriptors, for changes of viewpoint, zoom and roll (``scales`` must then be 1).
         max_size_ratio: refuse pairs whose sides, as matched, differ by more than this factor
             (features are not scale invariant).
         gt_homography: the true 3 x 3 A -> B homography (array or text file);
@@ -516,6 +528,10 @@ def match(
     _check_ransac(ransac)
     if max_matches is not None and max_matches < 1:
         raise MatchError(f"max_matches must be at least 1, got {max_matches}")
+    if keypoints not in KEYPOINT_MODES:
+        raise MatchError(f"unknown keypoints '{keypoints}'; choose from {', '.join(KEYPOINT_MODES)}")
+    if keypoints == "log" and scales != 1:
+        raise MatchError("scales applies to dense keypoints; LoG keypoints are described at their own scale")
     if max_side is not None and max_side < 8:
         raise MatchError(f"max_side must be at least 8 pixels, got {max_side}")
     true_h = None
@@ -543,9 +559,13 @@ def match(
         )
     window = model.default_window if window is None else window
     whitened = whiten and whitening_for(model, info.name, window) is not None
-    opts = {"layer": info.name, "window": window, "whiten": whiten, "min_contrast": min_contrast}
-    desc_a, xy_a, _ = pyramid_descriptors(model, img_a, scales=scales, **opts)
-    desc_b, xy_b, _ = pyramid_descriptors(model, img_b, scales=scales, **opts)
+    opts = {"layer": info.name, "window": window, "whiten": whiten}
+    if keypoints == "log":
+        desc_a, xy_a = keypoint_descriptors(model, img_a, **opts)
+        desc_b, xy_b = keypoint_descriptors(model, img_b, **opts)
+    else:
+        desc_a, xy_a, _ = pyramid_descriptors(model, img_a, scales=scales, min_contrast=min_contrast, **opts)
+        desc_b, xy_b, _ = pyramid_descriptors(model, img_b, scales=scales, min_contrast=min_contrast, **opts)
     ia, ib, score = mutual_matches(desc_a, desc_b, ratio)
     if max_matches is not None:
         ia, ib, score = ia[:max_matches], ib[:max_matches], score[:max_matches]
@@ -579,4 +599,5 @@ def match(
         window=window,
         whitened=whitened,
         scales=scales,
+        keypoints=keypoints,
     )
