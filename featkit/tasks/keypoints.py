@@ -139,9 +139,9 @@ def detect_keypoints(
         if min(level.shape[-2:]) <= 2 * BORDER:
             break
         response = bank(level.mean(dim=0)[None, None])[0, 0]  # (S, h, w)
+        factor = 2.0**octave
         for sign in (1.0, -1.0):
             xy, band, value = _extrema(sign * response, threshold, edge_ratio)
-            factor = 2.0**octave
             sigma = LOG_SIGMA0 * 2 ** ((band - 1) / LOG_PER_OCTAVE) * factor
             parts.append(((xy + 0.5) * factor - 0.5, sigma, sign * value))
     if not parts:

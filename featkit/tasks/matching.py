@@ -59,6 +59,7 @@ __all__ = [
     "MATCH_DTYPE",
     "MatchResult",
     "RANSAC_MODELS",
+    "default_ransac_threshold",
     "dense_descriptors",
     "match",
     "mutual_matches",
@@ -260,6 +261,12 @@ def mutual_matches(
     score = 1.0 - np.maximum(ratio_ab[ia], ratio_ba[ib])
     order = np.argsort(-score, kind="stable")
     return ia[order], ib[order], score[order]
+
+
+def default_ransac_threshold(stride: int, pixels_per_matched_pixel: float = 1.0) -> float:
+    """``featkit match``'s inlier threshold: 1.5 feature cells, at least 3 px, in the pixels
+    errors are measured in (``pixels_per_matched_pixel`` of them per pixel as matched)."""
+    return max(3.0, 1.5 * stride * pixels_per_matched_pixel)
 
 
 def _check_ransac(name: str) -> None:
@@ -575,7 +582,7 @@ def match(
     pa = (xy_a[ia] + 0.5) * scale_a - 0.5
     pb = (xy_b[ib] + 0.5) * scale_b - 0.5
     if ransac_threshold is None:
-        ransac_threshold = max(3.0, 1.5 * info.stride * float(scale_b.max()))
+        ransac_threshold = default_ransac_threshold(info.stride, float(scale_b.max()))
     transform, inliers = verify(pa, pb, ransac, threshold=ransac_threshold, seed=seed)
 
     matches = np.zeros(len(ia), MATCH_DTYPE)

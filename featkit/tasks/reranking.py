@@ -14,7 +14,6 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 
-import numpy as np
 import torch
 
 from featkit.data.collections import ref_for_name
@@ -23,7 +22,7 @@ from featkit.encoders import AutoEncoder
 from featkit.errors import FeatkitWarning, ImageError
 from featkit.tasks.index import Neighbour
 from featkit.tasks.keypoints import keypoint_descriptors
-from featkit.tasks.matching import mutual_matches, verify
+from featkit.tasks.matching import default_ransac_threshold, mutual_matches, verify
 
 __all__ = ["RERANK_SIDE", "rerank"]
 
@@ -31,10 +30,6 @@ __all__ = ["RERANK_SIDE", "rerank"]
 RERANK_SIDE = 512
 #: Lowe's ratio of the verifying matches, as ``featkit match``'s default.
 RATIO = 0.8
-
-
-def _described(model: AutoEncoder, image: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    return keypoint_descriptors(model, image.to(next(model.parameters(), torch.empty(0)).device))
 
 
 def rerank(model: AutoEncoder, query: torch.Tensor, hits: Sequence[Neighbour], depth: int) -> list[Neighbour]:
@@ -54,9 +49,8 @@ def rerank(model: AutoEncoder, query: torch.Tensor, hits: Sequence[Neighbour], d
     Returns:
         The hits in their new order.
     """
-    stride = model.layer_info(None).stride
-    threshold = max(3.0, 1.5 * stride)  # as featkit match: 1.5 cells, at least 3 px
-    desc_q, xy_q = _described(model, query)
+    threshold = default_ransac_threshold(model.layer_info(None).stride)
+    desc_q, xy_q = keypoint_descriptors(model, query)
     counted = []
     for hit in hits[:depth]:
         try:
@@ -67,7 +61,7 @@ def rerank(model: AutoEncoder, query: torch.Tensor, hits: Sequence[Neighbour], d
             warnings.warn(FeatkitWarning(f"could not verify hit {hit.path or hit.id}: {exc}"), stacklevel=2)
             counted.append(replace(hit, inliers=0))
             continue
-        desc_h, xy_h = _described(model, image)
+        desc_h, xy_h = keypoint_descriptors(model, image)
         ia, ib, _ = mutual_matches(desc_q, desc_h, RATIO)
         _, inliers = verify(xy_q[ia], xy_h[ib], "homography", threshold=threshold)
         counted.append(replace(hit, inliers=int(inliers.sum())))
