@@ -114,6 +114,7 @@ from hard_sets import (  # noqa: E402
     homography_errors,
     match_scores,
     near_duplicates,
+    rank_scores,
     reranked_ranks,
     search_scores,
     stereo_pair,
@@ -476,8 +477,8 @@ def measure(method: Method, held_out: HeldOut) -> dict[str, float]:
     """Every column but the training time; NaN where the method does not take part."""
     scores = dict.fromkeys(COLUMNS, float("nan"))
     if isinstance(method, Reranked):
-        ranks, _ = reranked_ranks(method, held_out.duplicates)
-        return scores | {"dup_r1": float(np.mean(ranks == 1)), "dup_map": float(np.mean(1.0 / ranks))}
+        dup = rank_scores(reranked_ranks(method, held_out.duplicates)[0])
+        return scores | {"dup_r1": dup["r1"], "dup_map": dup["map"]}
     if not isinstance(method, PerceptualHash):
         scores |= matching(method, held_out)
     if not isinstance(method, (Sift, Matcher)):

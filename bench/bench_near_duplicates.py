@@ -41,7 +41,7 @@ from featkit.runs.models import load_encoder  # noqa: E402
 
 from bench_features import DUP_SEED, Scale  # noqa: E402
 from bench_match import EVAL_PHOTOS, NOT_TRAINED  # noqa: E402
-from hard_sets import EDITS, PerceptualHash, Reranked, near_duplicates, reranked_ranks, search_scores  # noqa: E402
+from hard_sets import EDITS, PerceptualHash, Reranked, near_duplicates, rank_scores, reranked_ranks, search_scores  # noqa: E402
 
 Images = list[torch.Tensor]
 
@@ -106,9 +106,10 @@ def main(argv: list[str] | None = None) -> int:
                   + " | ".join(f"{v:.2f}" for v in per_edit) + " |", flush=True)  # fmt: skip
         for depth in RERANK_DEPTHS:
             ranks, seconds = reranked_ranks(Reranked(described["model"], depth), dups)
-            per_edit = [np.mean(ranks[i :: len(EDITS)] == 1) for i in range(len(EDITS))]
-            print(f"| {split} | avg, --rerank {depth} ({seconds:.1f} s per query) | {np.mean(ranks == 1):.3f} | "
-                  f"{np.mean(1.0 / ranks):.3f} | " + " | ".join(f"{v:.2f}" for v in per_edit) + " |", flush=True)  # fmt: skip
+            scores = rank_scores(ranks)
+            per_edit = [rank_scores(ranks[i :: len(EDITS)])["r1"] for i in range(len(EDITS))]
+            print(f"| {split} | avg, --rerank {depth} ({seconds:.1f} s per query) | {scores['r1']:.3f} | "
+                  f"{scores['map']:.3f} | " + " | ".join(f"{v:.2f}" for v in per_edit) + " |", flush=True)  # fmt: skip
     return 0
 
 

@@ -273,5 +273,9 @@ def search_scores(queries: np.ndarray, base: np.ndarray, truth: np.ndarray) -> d
     sims = unit(queries.astype(np.float64)) @ unit(base.astype(np.float64)).T
     own = sims[np.arange(len(truth)), truth]
     ties = (sims == own[:, None]).sum(axis=1) - 1  # 64-bit hashes tie often: they share the ranks
-    rank = 1 + (sims > own[:, None]).sum(axis=1) + ties / 2
+    return rank_scores(1 + (sims > own[:, None]).sum(axis=1) + ties / 2)
+
+
+def rank_scores(rank: np.ndarray) -> dict[str, float]:
+    """R@1 and mAP from each query's rank of its one relevant image (1: first)."""
     return {"r1": float(np.mean(rank == 1)), "map": float(np.mean(1.0 / rank))}
