@@ -6,13 +6,14 @@ Rows (one run each per seed, trained on the 13 training photos of bench/bench_ma
   with every default (the ``standard`` preset, ``paper-cae``, ``pl+sfl`` plus the dense
   warp-contrastive term with weight 0.1, the run's descriptor whitening), features read out with
   featkit's defaults (the encoder's default layer and 3 x 3 windows of L2-normalised cells,
-  whitened; average pooling);
+  whitened; average pooling), searched by distance alone (``featkit search --rerank 0``);
 - ``default recipe, 3 scales``: the same runs matched across image pyramids of 3 levels
   (``featkit match --scales 3``; matching columns only);
 - ``default recipe, LoG keypoints``: the same runs matched at sparse LoG keypoints, each
   described at its scale and orientation (``featkit match --keypoints log``; matching only);
-- ``default recipe, search --rerank 5``: the same runs searched with ``featkit search --rerank 5``
-  on files, the first 5 hits re-ranked by spatial verification (near-duplicate columns only);
+- ``default recipe, search --rerank 5``: the same runs searched as ``featkit search`` does by
+  default, on files, the first 5 hits re-ranked by spatial verification (near-duplicate
+  columns only);
 - ``default recipe, perspective warps 0.3``: the recipe with the contrast term's warps made
   homographies (``featkit train --contrast-perspective 0.3``);
 - ``paper-cae pl+sfl, no contrast`` and ``paper-cae pl, no contrast``: the paper's CAE and
@@ -96,6 +97,7 @@ from featkit.features.encoding import encode_images
 from featkit.runs.models import DEFAULT_MODEL, load_encoder
 from featkit.io import read_json
 from featkit.tasks.homography import random_homography, warp_image
+from featkit.tasks.reranking import DEFAULT_RERANK
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "examples")]
@@ -141,8 +143,8 @@ RETRIEVAL_GOALS, DUP_R1_GOAL = ("inst_map", "dup_r1", "dup_map", "dig_map"), 0.9
 MATCH_ANCHOR, SEARCH_ANCHOR = "sift", "phash"
 #: ``contrast_perspective`` of the row whose contrast term trains on perspective warps.
 PERSPECTIVE = 0.3
-#: Hits re-ranked by spatial verification in the ``search --rerank`` rows.
-RERANK = 5
+#: Hits re-ranked by spatial verification in the ``search --rerank`` rows: featkit's default.
+RERANK = DEFAULT_RERANK
 #: Pyramid levels of the multi-scale matching row (``featkit match --scales``): zooms of 0.5-2x.
 PYRAMID_SCALES = 3
 #: Seeds of the held-out sets (fixed, so only training varies with ``--seeds``): bench_match's
@@ -557,7 +559,8 @@ def print_targets(results: dict[str, list[dict[str, float]]], recipe_loss: str) 
             best = max(searchers, key=lambda name: mean[name][key])
             line(f">= {', '.join(searchers)} (issue 18)", key, mean[best][key], best, row)
         if row in mean:
-            line(f">= {DUP_R1_GOAL:g} (issue 18)", "dup_r1", DUP_R1_GOAL, "the goal", row)
+            how = "featkit's default search" if row == RERANK_ROW else "by distance alone, --rerank 0"
+            line(f">= {DUP_R1_GOAL:g} (issue 18, {how})", "dup_r1", DUP_R1_GOAL, "the goal", row)
 
 
 # -- running -------------------------------------------------------------------------------------------

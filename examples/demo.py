@@ -9,7 +9,7 @@ Every step goes through featkit's Python API:
 1. train the default recipe (``featkit.train``) on the sample photos, except a few held out;
 2. extract features of all the photos (``featkit.extract``), index them
    (``featkit.build_index``) and search with a warped, re-lit copy of each held-out photo,
-   whose true neighbour is that photo (``featkit.search``);
+   whose true neighbour is that photo (``featkit.search`` by distance alone, ``rerank=0``);
 3. cluster the features (``featkit.cluster``);
 4. match each held-out photo to its warped copy (``featkit.match`` with the true homography);
 5. the same search and match numbers for the baselines: the same CAE untrained (seeded random
@@ -140,7 +140,8 @@ def search_ranks(spec: str, folder: Path, pairs: list[Pair], out: Path, side: in
     features = out / "features.npy"
     featkit.extract(folder, spec, features, max_side=side)
     index = featkit.build_index(features, out / "features.faiss")
-    hits = featkit.search(index, [str(p.query) for p in pairs], k=len(index))
+    # By distance alone (no spatial verification), so that the table compares the features themselves.
+    hits = featkit.search(index, [str(p.query) for p in pairs], k=len(index), rerank=0)
     ranks = []
     for pair, result in zip(pairs, hits):
         found = [n.rank for n in result.neighbours if Path(n.path).name == pair.photo.name]

@@ -19,6 +19,7 @@ steps that :func:`~featkit.data.windows.plan_epoch` draws; extraction reads
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tarfile
@@ -126,7 +127,8 @@ def open_collection(images: str | os.PathLike | Sequence[str | os.PathLike] | No
 
 def ref_for_name(name: str) -> ImageRef:
     """The image a manifest names: a file's path, or ``shard.tar:member`` as
-    :func:`open_collection` names a tar member (found by reading the shard's headers).
+    :func:`open_collection` names a tar member (found by the shard's headers, read once per
+    version of the shard).
 
     Raises:
         ImageError: no such file, shard or member.
@@ -135,18 +137,27 @@ def ref_for_name(name: str) -> ImageRef:
     if tar_suffix and not Path(name).is_file():
         shard += ".tar"
         try:
-            with tarfile.open(shard, "r:") as tar:
-                info = tar.getmember(member)
-        except FileNotFoundError as exc:
+            stat = os.stat(shard)
+        except OSError as exc:
             raise ImageError(f"no such shard: {shard}") from exc
-        except KeyError as exc:
-            raise ImageError(f"{shard} has no member {member}") from exc
-        except (tarfile.TarError, OSError) as exc:
-            raise ImageError(f"{shard}: not a readable uncompressed tar shard ({exc})") from exc
-        return ImageRef(name, shard, info.offset_data, info.size)
+        found = _shard_offsets(shard, stat.st_mtime_ns, stat.st_size).get(member)
+        if found is None:
+            raise ImageError(f"{shard} has no member {member}")
+        return ImageRef(name, shard, *found)
     if not Path(name).is_file():
         raise ImageError(f"no such image: {name}")
     return ImageRef(name, name)
+
+
+@functools.lru_cache(maxsize=16)
+def _shard_offsets(shard: str, mtime_ns: int, size: int) -> dict[str, tuple[int, int]]:
+    """``member -> (offset, size)`` of a shard's files; cached per ``(shard, mtime, size)``
+    so that a rewritten shard is read again."""
+    try:
+        with tarfile.open(shard, "r:") as tar:
+            return {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
+    except (tarfile.TarError, OSError) as exc:
+        raise ImageError(f"{shard}: not a readable uncompressed tar shard ({exc})") from exc
 
 
 def _listed(list_file: Path) -> list[ImageRef]:
