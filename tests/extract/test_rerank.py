@@ -139,3 +139,10 @@ def test_names_of_tar_members_lead_back_to_their_bytes(gallery, tmp_path):
         tar.add(gallery / "gallery" / "rocket.png", arcname="y/rocket.png")
         tar.add(gallery / "gallery" / "coffee.png", arcname="x/coffee.png")
     assert ref_for_name(member.name).open().read() == (gallery / "gallery" / "coffee.png").read_bytes()
+
+
+def test_the_help_gives_the_default_depth(capsys):
+    from featkit.tasks.reranking import DEFAULT_RERANK
+
+    assert main(["search", "--help"]) in (0, None)
+    assert f"Default: {DEFAULT_RERANK} for image queries" in " ".join(capsys.readouterr().out.replace("│", " ").split())
