@@ -35,7 +35,7 @@ def match(
     window: Annotated[Optional[int], typer.Option("--window", min=1, help="Stack the WINDOW x WINDOW neighbouring cells into each descriptor (odd; 1: the cell alone). Default: the encoder's, 3 for the CAEs.")] = None,
     whiten: Annotated[bool, typer.Option("--whiten/--no-whiten", help="Apply the run's descriptor whitening, fitted on its training images (trained runs have one).")] = True,
     scales: Annotated[int, typer.Option("--scales", min=1, help="Describe each image on a pyramid of this many levels, 1/sqrt(2) apart, and match across them: 3 covers a zoom of 0.5-2x between the images (about 1.75x the descriptors and 3x the search of 1).")] = 1,
-    keypoints: Annotated[KeypointMode, typer.Option("--keypoints", help="dense: every cell of the layer with contrast; log: sparse blobs of the normalised LoG (the paper's eq. 5), each described on a patch turned and scaled to its own orientation and scale: fewer, surer matches under viewpoint change, zoom and roll (takes no --scales).")] = KeypointMode.dense,
+    keypoints: Annotated[KeypointMode, typer.Option("--keypoints", help="dense: every cell of the layer with contrast; log: sparse blobs of the normalised LoG (the paper's eq. 5), each described on a patch turned and scaled to its own orientation and scale: fewer, surer matches under viewpoint change, zoom and roll (takes no --scales); log2x: the same with an octave at twice the resolution too, as SIFT does: about 4x the keypoints and more of them right, for about 7x the time.")] = KeypointMode.dense,
     max_size_ratio: Annotated[float, typer.Option("--max-size-ratio", min=1.0, help="Refuse pairs whose longer sides, as matched, differ by more than this factor.")] = 4.0,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
@@ -55,7 +55,7 @@ def match(
         ensure_new(json_out, overwrite=overwrite)
     if window is not None and window % 2 == 0:
         raise typer.BadParameter(f"must be odd, got {window}", param_hint="'--window'")
-    if keypoints is KeypointMode.log and scales != 1:
+    if keypoints is not KeypointMode.dense and scales != 1:
         raise typer.BadParameter("LoG keypoints are described at their own scale; leave --scales at 1", param_hint="'--scales'")
     with err_console.status("matching"):
         result = find_matches(

@@ -49,7 +49,7 @@ CLUSTER_METHODS = ("kmeans", "agglomerative", "dbscan")
 #: Where :func:`featkit.match` describes an image: every informative cell of the layer's grid
 #: (``dense``), or at blobs of the normalised LoG, each at its scale and orientation (``log``,
 #: :mod:`featkit.tasks.keypoints`).
-KEYPOINT_MODES = ("dense", "log")
+KEYPOINT_MODES = ("dense", "log", "log2x")
 
 #: Geometric verification of :func:`featkit.match`; ``none`` keeps every match.
 RANSAC_MODEL_NAMES = ("homography", "affine", "fundamental", "none")

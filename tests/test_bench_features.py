@@ -54,5 +54,5 @@ def test_bench_features_quick_prints_the_table(tmp_path):
             if "rerank" in row[0]:  # near-duplicate columns only
                 assert [c for c, v in zip(columns, row[1:]) if v != "-"] == ["dup R@1", "dup mAP", "train s"], row
     targets = [line for line in proc.stdout.splitlines() if line.startswith("target ")]
-    assert len(targets) == 7 + 12 + 5 + 12 + 3 and all(line.endswith((": met", ": not met")) for line in targets)
+    assert len(targets) == 7 + 12 + 5 + 12 + 12 + 3 and all(line.endswith((": met", ": not met")) for line in targets)
     assert "same settings, same runs" not in proc.stdout  # the recipe adds the contrast term to the paper's CAE

@@ -113,6 +113,7 @@ def detect_keypoints(
     threshold: float = LOG_THRESHOLD,
     edge_ratio: float = EDGE_RATIO,
     pyramid: list[torch.Tensor] | None = None,
+    upsample: bool = False,
 ) -> Keypoints:
     """Scale-space extrema of the normalised LoG of the grey image.
 
@@ -127,6 +128,8 @@ def detect_keypoints(
         threshold: smallest absolute response, see :data:`LOG_THRESHOLD`.
         edge_ratio: see :data:`EDGE_RATIO`.
         pyramid: :func:`octave_pyramid` of ``image``, when already built.
+        upsample: also search an octave at twice the image's resolution (bilinear), as SIFT
+            does: keypoints down to half the smallest scale, about 4x as many.
 
     Returns:
         The :class:`Keypoints`, in ``image``'s pixels.
@@ -135,7 +138,9 @@ def detect_keypoints(
     sigmas = [LOG_SIGMA0 * 2 ** ((k - 1) / LOG_PER_OCTAVE) for k in range(LOG_PER_OCTAVE + 2)]
     bank = LoGFilterBank(sigmas, padding_mode="reflect")
     parts = []
-    for octave, level in enumerate(pyramid):
+    first = -1 if upsample else 0
+    levels = ([F.interpolate(pyramid[0][None], scale_factor=2.0, mode="bilinear")[0]] if upsample else []) + pyramid
+    for octave, level in enumerate(levels, start=first):
         if min(level.shape[-2:]) <= 2 * BORDER:
             break
         response = bank(level.mean(dim=0)[None, None])[0, 0]  # (S, h, w)
@@ -257,6 +262,7 @@ def keypoint_descriptors(
     window: int | None = None,
     whiten: bool = True,
     threshold: float = LOG_THRESHOLD,
+    upsample: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Descriptors of an image's LoG keypoints, one per keypoint and dominant orientation.
     Keypoints and patches are found on the CPU; the patches go through the encoder on its
@@ -272,7 +278,7 @@ def keypoint_descriptors(
         layer: a name from ``model.feature_info``; default ``model.default_layer``.
         window: odd cells per side stacked into each descriptor; default the model's.
         whiten: apply the run's whitening (when the model has one for this layer and window).
-        threshold: see :func:`detect_keypoints`.
+        threshold, upsample: see :func:`detect_keypoints`.
 
     Returns:
         ``(descriptors, xy)``: float32 :math:`(F, D)` unit rows (zero rows dropped) and
@@ -282,7 +288,7 @@ def keypoint_descriptors(
     window = model.default_window if window is None else window
     device = next(model.parameters(), torch.empty(0)).device
     pyramid = octave_pyramid(image.float().cpu())
-    keypoints = detect_keypoints(image, threshold=threshold, pyramid=pyramid)
+    keypoints = detect_keypoints(image, threshold=threshold, pyramid=pyramid, upsample=upsample)
     index, angle = dominant_orientations(pyramid, keypoints)
     frames = keypoints.take(index)
     cells = window + 2 * PATCH_MARGIN

@@ -101,6 +101,9 @@ def test_log_keypoints_hold_under_a_viewpoint_change_where_dense_cells_do_not(sa
     assert sparse.evaluation["mma"]["3"] > 0.9 > dense.evaluation["mma"]["3"] + 0.2, (dense.summary(), sparse.summary())
     assert correct[1] > 2 * correct[0]
     assert sparse.num_descriptors[0] < dense.num_descriptors[0] / 3
+    fine = match(photo, view, ransac="none", keypoints="log2x", gt_homography=h)  # an octave at 2x too
+    assert fine.keypoints == "log2x" and "LoG keypoints from 2x" in fine.summary()
+    assert fine.evaluation["mma"]["3"] > 0.9 and fine.evaluation["mma"]["3"] * len(fine.matches) > 1.5 * correct[1], fine.summary()
 
 
 def test_bad_keypoint_options_are_refused():
