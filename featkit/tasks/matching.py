@@ -573,8 +573,9 @@ def match(
     whitened = whiten and whitening_for(model, info.name, window) is not None
     opts = {"layer": info.name, "window": window, "whiten": whiten}
     if keypoints != "dense":
-        desc_a, xy_a = keypoint_descriptors(model, img_a, upsample=keypoints == "log2x", **opts)
-        desc_b, xy_b = keypoint_descriptors(model, img_b, upsample=keypoints == "log2x", **opts)
+        opts["upsample"] = keypoints == "log2x"
+        desc_a, xy_a = keypoint_descriptors(model, img_a, **opts)
+        desc_b, xy_b = keypoint_descriptors(model, img_b, **opts)
     else:
         desc_a, xy_a, _ = pyramid_descriptors(model, img_a, scales=scales, min_contrast=min_contrast, **opts)
         desc_b, xy_b, _ = pyramid_descriptors(model, img_b, scales=scales, min_contrast=min_contrast, **opts)

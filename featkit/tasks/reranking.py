@@ -101,7 +101,9 @@ def rerank(
     for hit in hits[:depth]:
         if hit.path is None:
             descriptions.unreadable[f"row {hit.id}"] = f"row {hit.id} of the index has no path"
-        described = descriptions(hit.path) if hit.path is not None else None
+            described = None
+        else:
+            described = descriptions(hit.path)
         if described is None:
             counted.append(replace(hit, inliers=0))
             continue
