@@ -19,7 +19,8 @@ ENCODERS = ["default recipe", "default recipe, perspective warps 0.3", "paper-ca
             "random init", "shipped featkit-cae", "shipped featkit-cae, fine-tuned", "pixels", "daisy"]  # fmt: skip
 #: Each table: its columns, its rows (SIFT, the pyramid and the LoG keypoint rows only match,
 #: perceptual hashing only searches).
-MATCHING = [ENCODERS[0], "default recipe, 3 scales", "default recipe, LoG keypoints", *ENCODERS[1:7],
+MATCHING = [ENCODERS[0], "default recipe, 3 scales", "default recipe, LoG keypoints", "default recipe, LoG keypoints from 2x",
+            *ENCODERS[1:7],
             "shipped featkit-cae, LoG keypoints", *ENCODERS[7:]]  # fmt: skip
 #: ... and the rerank rows only search near-duplicates.
 SEARCHING = [ENCODERS[0], "default recipe, search --rerank 5", *ENCODERS[1:7], "shipped featkit-cae, search --rerank 5",
