@@ -12,7 +12,7 @@
    the floor of an exact read-out: ``--raw`` plus the whitened projection's convolution alone;
 3. matching two 512 px photos (``featkit.match``, homography RANSAC) with the shipped model
    and with ``daisy``, beside the parts it cannot skip: two forward passes and the mutual
-   nearest-neighbour search;
+   nearest-neighbour search; and at sparse LoG keypoints (``keypoints="log"`` and ``"log2x"``);
 4. search: the index ``featkit.build_index`` picks for 200k vectors against scikit-learn's
    brute-force kNN (``NearestNeighbors(algorithm="brute")``, BLAS), same queries, with
    featkit's recall@10 against that exact answer;
@@ -242,11 +242,17 @@ def bench_match(repeats: int, max_side: int = 512) -> None:
     search = best_ms(lambda: mutual_matches(described[0][0], described[1][0], 0.8), repeats)
     ours = best_ms(lambda: featkit.match(a, b, max_side=max_side), repeats)
     daisy = best_ms(lambda: featkit.match(a, b, "daisy", max_side=max_side), repeats)
+    sparse = {k: best_ms(lambda: featkit.match(a, b, max_side=max_side, keypoints=k), repeats) for k in ("log", "log2x")}
     print(
         f"match    motorcycle pair at {max_side} px: featkit.match with {DEFAULT_MODEL} {ours:.0f} ms | daisy {daisy:.0f} ms "
         f"({daisy / ours:.1f}x ours) | two forward passes {forward:.0f} ms + mutual-NN search of "
         f"{len(described[0][0])} x {len(described[1][0])} descriptors {search:.0f} ms = {forward + search:.0f} ms "
         f"({ours / (forward + search):.2f}x of it)",
+        flush=True,
+    )
+    print(
+        f"         the same pair at LoG keypoints: --keypoints log {sparse['log']:.0f} ms ({sparse['log'] / ours:.2f}x dense) | "
+        f"log2x {sparse['log2x']:.0f} ms ({sparse['log2x'] / ours:.2f}x dense, {sparse['log2x'] / sparse['log']:.1f}x log)",
         flush=True,
     )
 

@@ -30,6 +30,6 @@ def test_bench_quick_prints_ratios():
     lines = [line for line in proc.stdout.splitlines() if not line.startswith(" ")]
     assert [line.split()[0] for line in lines] == ["extract", "readout", "match", "search", "ivfpq"]
     assert all("ratio" in lines[i] for i in (0, 3, 4)) and "same rows: True" in lines[0]
-    assert "pooled / raw" in lines[1] and "daisy" in lines[2]
+    assert "pooled / raw" in lines[1] and "daisy" in lines[2] and "--keypoints log" in proc.stdout
     assert "recall@10" in lines[3] and "peak RSS" in lines[4]
     assert "no extractor exceeds" in proc.stdout  # the bound the machine sets
