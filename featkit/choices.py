@@ -48,7 +48,7 @@ CLUSTER_METHODS = ("kmeans", "agglomerative", "dbscan")
 
 #: Where :func:`featkit.match` describes an image: every informative cell of the layer's grid
 #: (``dense``), or at blobs of the normalised LoG, each at its scale and orientation (``log``,
-#: :mod:`featkit.tasks.keypoints`).
+#: :mod:`featkit.tasks.keypoints`), also from an octave at twice the resolution (``log2x``).
 KEYPOINT_MODES = ("dense", "log", "log2x")
 
 #: Geometric verification of :func:`featkit.match`; ``none`` keeps every match.
